@@ -1,0 +1,1 @@
+"""mollify: training-time robustness augmentations for image classifiers."""

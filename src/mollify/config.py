@@ -1,0 +1,185 @@
+"""The one place where params.yaml becomes typed, validated configuration.
+
+Every section is a frozen pydantic model with ``extra="forbid"``: `dvc exp run -S` silently adds a
+misspelled key to params.yaml, and this is where it is caught, with one message naming the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mollify.corruptions import CORRUPTIONS
+from mollify.data.datasets import DATASETS
+from mollify.errors import MollifyError
+from mollify.models import MODELS
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Severity = Annotated[int, Field(ge=1, le=5)]
+BaseAugmentation = Literal["flip", "crop", "rotate", "trivaug"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DemoDataConfig(Section):
+    train_size: PositiveInt = Field(10_000, description="images in the synthetic train split")
+    test_size: PositiveInt = Field(2_000, description="images in the synthetic test split")
+
+
+class DataConfig(Section):
+    download_dir: str = Field("data/downloads", description="where archives from the canonical URLs are kept")
+    mirror: str | None = Field(None, description="fetch archives from <mirror>/<file name> instead of the canonical URL")
+    demo: DemoDataConfig = DemoDataConfig()
+
+
+class CorruptConfig(Section):
+    corruptions: list[str] = Field(min_length=1)
+    severities: list[Severity] = [1, 2, 3, 4, 5]
+    max_images: PositiveInt | None = Field(None, description="corrupt only the first N test images (None: all)")
+    batch_size: PositiveInt = 1000
+
+    @field_validator("corruptions")
+    @classmethod
+    def _known_corruptions(cls, names: list[str]) -> list[str]:
+        for name in names:
+            _check_member(name, CORRUPTIONS, "corruption")
+        return names
+
+    @field_validator("severities")
+    @classmethod
+    def _sorted_unique(cls, severities: list[int]) -> list[int]:
+        return sorted(set(severities))
+
+
+class TrainConfig(Section):
+    model: str = "small_resnet"
+    epochs: PositiveInt = 15
+    batch_size: PositiveInt = 128
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0)
+    warmup_epochs: int = Field(0, ge=0)
+    crop_padding: int = Field(4, ge=0)
+    rotation_degrees: float = Field(15.0, ge=0, le=180)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    channels_last: bool = True
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        return _check_member(name, MODELS, "model")
+
+
+class MethodConfig(Section):
+    """A named recipe: base augmentations (+ model override)."""
+
+    augment: list[BaseAugmentation] = Field(default_factory=list)
+    model: str | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str | None) -> str | None:
+        return name if name is None else _check_member(name, MODELS, "model")
+
+
+class EvaluateConfig(Section):
+    batch_size: PositiveInt = 1000
+    ece_bins: PositiveInt = 15
+
+
+class Params(Section):
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    datasets: list[str] = Field(min_length=1)
+    methods: list[str] = Field(min_length=1)
+    data: DataConfig = DataConfig()
+    corrupt: CorruptConfig
+    train: TrainConfig = TrainConfig()
+    recipes: dict[str, MethodConfig]
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+    @field_validator("datasets")
+    @classmethod
+    def _known_datasets(cls, names: list[str]) -> list[str]:
+        for name in names:
+            _check_member(name, DATASETS, "dataset")
+        return names
+
+    @model_validator(mode="after")
+    def _methods_have_recipes(self) -> Params:
+        for name in self.methods:
+            _check_member(name, self.recipes, "method (a key of `recipes`)")
+        return self
+
+    def recipe(self, method: str) -> MethodConfig:
+        return self.recipes[_check_member(method, self.recipes, "method (a key of `recipes`)")]
+
+    def model_name(self, method: str) -> str:
+        return self.recipe(method).model or self.train.model
+
+
+def _check_member(name: str, choices: Any, what: str) -> str:
+    if name not in choices:
+        close = difflib.get_close_matches(name, list(choices), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown {what} {name!r}.{hint} Choices: {', '.join(sorted(choices))}")
+    return name
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        parent_fields = _fields_at(error["loc"][:-1])
+        close = difflib.get_close_matches(str(error["loc"][-1]), parent_fields, n=1)
+        hint = f" (did you mean {'.'.join(map(str, error['loc'][:-1] + (close[0],)))!r}?)" if close else ""
+        return f"{key}: unknown key{hint}; remove it or fix its spelling"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return f"{key}: required key is missing"
+    return f"{key}: {message} (got {error['input']!r})"
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The valid keys at a location of params.yaml (to suggest a spelling for an unknown key)."""
+    model: Any = Params
+    inside_dict = False
+    for part in loc:
+        if inside_dict:  # `part` is a user-chosen key such as a recipe name
+            inside_dict = False
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = field.annotation
+        if get_origin(model) is dict:
+            model, inside_dict = get_args(model)[1], True
+    return list(getattr(model, "model_fields", {}))
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate a params mapping; every problem is listed in one MollifyError naming its key."""
+    if not isinstance(raw, dict):
+        raise MollifyError(f"{source}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as e:
+        problems = "\n".join(f"  - {_describe(err)}" for err in e.errors())
+        raise MollifyError(f"{source}: invalid parameters:\n{problems}") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise MollifyError(f"params file {path} not found: run from the repository root or pass --params.")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise MollifyError(f"{path}: not valid YAML ({e})") from None
+    return parse_params(raw, str(path))

@@ -1,0 +1,83 @@
+"""Convert the official archives to our layout: uint8 (N, C, H, W) images and int64 (N,) labels."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mollify.errors import MollifyError
+
+Split = tuple[np.ndarray, np.ndarray]
+
+
+def _unpickle(tar: tarfile.TarFile, member: str) -> dict:
+    try:
+        f = tar.extractfile(member)
+    except KeyError:
+        raise MollifyError(f"{tar.name}: member {member} is missing; the archive is not the official one.") from None
+    assert f is not None
+    return pickle.load(f, encoding="bytes")
+
+
+def _cifar_split(tar: tarfile.TarFile, members: list[str], label_key: bytes) -> Split:
+    batches = [_unpickle(tar, m) for m in members]
+    images = np.concatenate([b[b"data"] for b in batches]).reshape(-1, 3, 32, 32)
+    labels = np.concatenate([np.asarray(b[label_key], dtype=np.int64) for b in batches])
+    return images.astype(np.uint8), labels
+
+
+def read_cifar(archive: Path, num_classes: int) -> tuple[Split, Split]:
+    """CIFAR-10/100 python pickles (row-major R, G, B planes of 32x32) -> (train, test)."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            if num_classes == 10:
+                train_members = [f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)]
+                return (
+                    _cifar_split(tar, train_members, b"labels"),
+                    _cifar_split(tar, ["cifar-10-batches-py/test_batch"], b"labels"),
+                )
+            return (
+                _cifar_split(tar, ["cifar-100-python/train"], b"fine_labels"),
+                _cifar_split(tar, ["cifar-100-python/test"], b"fine_labels"),
+            )
+    except (tarfile.TarError, EOFError, OSError, pickle.UnpicklingError) as e:
+        raise MollifyError(f"{archive} is not a readable CIFAR archive ({e}); delete it and run again.") from None
+
+
+def _decode_rgb(data: bytes) -> np.ndarray:
+    """A JPEG (grayscale ones included) -> uint8 (3, H, W)."""
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB")).transpose(2, 0, 1)
+
+
+def read_tinyimagenet(archive: Path) -> tuple[Split, Split]:
+    """tiny-imagenet-200.zip -> (train, val); label = position of the wnid in sorted(wnids)."""
+    root = "tiny-imagenet-200/"
+    try:
+        with zipfile.ZipFile(archive) as z:
+            wnids = sorted(z.read(root + "wnids.txt").decode().split())
+            index = {w: i for i, w in enumerate(wnids)}
+            train_x, train_y = [], []
+            for name in sorted(z.namelist()):
+                parts = name[len(root):].split("/")
+                if len(parts) == 4 and parts[0] == "train" and parts[2] == "images" and name.endswith(".JPEG"):
+                    train_x.append(_decode_rgb(z.read(name)))
+                    train_y.append(index[parts[1]])
+            val_x, val_y = [], []
+            annotations = z.read(root + "val/val_annotations.txt").decode().splitlines()
+            for line in annotations:
+                if not line.strip():
+                    continue
+                file, wnid = line.split("\t")[:2]
+                val_x.append(_decode_rgb(z.read(f"{root}val/images/{file}")))
+                val_y.append(index[wnid])
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
+        raise MollifyError(f"{archive} is not a readable TinyImageNet archive ({e}); delete it and run again.") from None
+    as_split = lambda x, y: (np.stack(x).astype(np.uint8), np.asarray(y, dtype=np.int64))  # noqa: E731
+    return as_split(train_x, train_y), as_split(val_x, val_y)

@@ -1,0 +1,36 @@
+"""Dataset registry: what each dataset is, where it comes from, how it is normalised."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    num_classes: int
+    image_size: int
+    mean: tuple[float, float, float] | None  # None: computed from the train split
+    std: tuple[float, float, float] | None
+    url: str | None = None
+    md5: str | None = None
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+DATASETS: dict[str, DatasetInfo] = {
+    "demo": DatasetInfo("demo", 10, 32, None, None),
+    "cifar10": DatasetInfo(
+        "cifar10", 10, 32, (0.491, 0.482, 0.446), (0.247, 0.243, 0.261),
+        url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", md5="c58f30108f718f92721af3b95e74349a",
+    ),
+    "cifar100": DatasetInfo(
+        "cifar100", 100, 32, (0.507, 0.487, 0.441), (0.267, 0.256, 0.276),
+        url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", md5="eb9058c3a382ffc7106e4002c42a8d85",
+    ),
+    "tinyimagenet": DatasetInfo(
+        "tinyimagenet", 200, 64, IMAGENET_MEAN, IMAGENET_STD,
+        url="http://cs231n.stanford.edu/tiny-imagenet-200.zip", md5="90528d7ca1a48142e341f4ef8d21d0de",
+    ),
+}
