@@ -119,7 +119,10 @@ class Params(Section):
         return self
 
     def recipe(self, method: str) -> MethodConfig:
-        return self.recipes[_check_member(method, self.recipes, "method (a key of `recipes`)")]
+        try:
+            return self.recipes[_check_member(method, self.recipes, "method (a key of `recipes` in params.yaml)")]
+        except ValueError as e:
+            raise MollifyError(str(e)) from None
 
     def model_name(self, method: str) -> str:
         return self.recipe(method).model or self.train.model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import tempfile
@@ -74,3 +75,29 @@ def load_torch(path: str | Path, **kwargs: Any) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True, **kwargs)
     except Exception as e:  # torch raises several unrelated types for a damaged file
         raise MollifyError(f"corrupt file {path} ({type(e).__name__}: {e}): delete it and re-run `uv run dvc repro`.") from e
+
+
+def save_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Rows of equal keys as CSV (the format `dvc plots` reads), written atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def load_csv(path: str | Path) -> list[dict[str, str]]:
+    path = Path(path)
+    if not path.is_file():
+        raise MollifyError(f"missing file {path}: run the stage that produces it (`uv run dvc repro`).")
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def load_json(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise MollifyError(f"missing file {path}: run the stage that produces it (`uv run dvc repro`).")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise MollifyError(f"corrupt file {path} ({e}): delete it and re-run `uv run dvc repro`.") from None

@@ -1,0 +1,89 @@
+"""Base image augmentations on batched uint8 device tensors, drawn independently per sample.
+
+`fcr` of the mollification paper = horizontal flip + random crop (zero padding 4) + random
+rotation (15 degrees, nearest, zero fill), i.e. torchvision's RandomHorizontalFlip, RandomCrop and
+RandomRotation, here done for a whole batch with one tensor op each.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms import v2
+
+Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def random_flip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Flip each image left-right with probability 1/2."""
+    flip = torch.rand(x.shape[0], generator=g, device=x.device) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def random_crop(x: torch.Tensor, padding: int, g: torch.Generator) -> torch.Tensor:
+    """Zero-pad by `padding` and cut an (H, W) window at a per-sample uniform offset."""
+    if padding == 0:
+        return x
+    b, c, h, w = x.shape
+    padded = F.pad(x, (padding,) * 4)
+    dy = torch.randint(0, 2 * padding + 1, (b,), generator=g, device=x.device)
+    dx = torch.randint(0, 2 * padding + 1, (b,), generator=g, device=x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None].expand(b, c, h, w + 2 * padding)
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :].expand(b, c, h, w)
+    return padded.gather(2, rows).gather(3, cols)
+
+
+def random_rotation(x: torch.Tensor, degrees: float, g: torch.Generator) -> torch.Tensor:
+    """Rotate each image by U(-degrees, degrees) about its centre (nearest, zero fill)."""
+    if degrees == 0:
+        return x
+    b = x.shape[0]
+    angle = (torch.rand(b, generator=g, device=x.device) * 2 - 1) * math.radians(degrees)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    zero = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False).to(x.dtype)
+
+
+class PerSample:
+    """Apply a torchvision v2 transform to each image of a batch separately.
+
+    On a batch tensor, v2 policies (TrivialAugmentWide, RandAugment, ...) draw ONE op for the whole
+    batch; the reference methods draw per image, so this applies the policy image by image (on the
+    device, from torch's global generator, which the training loop seeds per epoch).
+    """
+
+    def __init__(self, transform: Callable[[torch.Tensor], torch.Tensor]):
+        self.transform = transform
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return torch.stack([self.transform(image) for image in x])
+
+
+POLICIES: dict[str, Callable[[], Callable[[torch.Tensor], torch.Tensor]]] = {
+    "trivaug": v2.TrivialAugmentWide,
+}
+
+
+def compose(names: list[str], crop_padding: int = 4, rotation_degrees: float = 15.0) -> Augmentation:
+    """The base augmentation of a recipe: geometric steps (flip, crop, rotate) then the policy,
+    in that fixed order whatever the order of `names`."""
+    steps: list[Augmentation] = []
+    if "flip" in names:
+        steps.append(random_flip)
+    if "crop" in names:
+        steps.append(lambda x, g: random_crop(x, crop_padding, g))
+    if "rotate" in names:
+        steps.append(lambda x, g: random_rotation(x, rotation_degrees, g))
+    steps += [PerSample(factory()) for name, factory in POLICIES.items() if name in names]
+
+    def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        for step in steps:
+            x = step(x, g)
+        return x
+
+    return augment

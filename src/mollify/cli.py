@@ -1,0 +1,19 @@
+"""What every stage CLI shares: one clear message instead of a traceback for bad input."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from mollify.errors import MollifyError
+
+
+def run(app: typer.Typer) -> None:
+    """Run a Typer app; a MollifyError prints `error: <what is wrong and how to fix it>`, exit 2."""
+    try:
+        app()
+    except MollifyError as e:
+        Console(stderr=True, highlight=False).print(f"[bold red]error:[/bold red] {e}")
+        sys.exit(2)

@@ -1,0 +1,51 @@
+"""Clean and corrupted evaluation of a trained classifier, and the summaries of metrics.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from mollify.corruptions import EXTRA, STANDARD, group_of
+from mollify.device import Normalize, autocast
+
+SUMMARY_KEYS = ("err", "nll", "ece")
+
+
+@torch.no_grad()
+def predict_probs(model: nn.Module, images: np.ndarray | torch.Tensor, normalize: Normalize, device: torch.device,
+                  batch_size: int = 1000, precision: str = "auto") -> torch.Tensor:
+    """Softmax of the model on uint8 images, batch by batch: float64 (N, K) on the CPU."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = torch.as_tensor(np.asarray(images[start : start + batch_size])).to(device, non_blocking=True)
+        with autocast(device, precision):
+            logits = model(normalize(x))
+        out.append(torch.softmax(logits.double(), dim=1).cpu())
+    return torch.cat(out)
+
+
+def _mean(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, float]:
+    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+
+
+def summarize(clean: dict[str, float], table: list[dict[str, Any]]) -> dict[str, Any]:
+    """The metrics file: clean metrics, and plain means over the corruption x severity `table`
+    (rows: corruption, severity and metric values) -- overall, per severity and per group, with
+    the 15 standard corruptions and the 4 extra ones reported apart."""
+    summary: dict[str, Any] = {"clean": clean}
+    for key, names in (("corrupted", STANDARD), ("corrupted_extra", EXTRA)):
+        rows = [r for r in table if r["corruption"] in names]
+        if not rows:
+            continue
+        part: dict[str, Any] = _mean(rows, tuple(clean))
+        part["n_corruptions"] = len({r["corruption"] for r in rows})
+        severities = sorted({r["severity"] for r in rows})
+        part["by_severity"] = {str(s): _mean([r for r in rows if r["severity"] == s], SUMMARY_KEYS) for s in severities}
+        groups = sorted({group_of(r["corruption"]) for r in rows})
+        part["by_group"] = {grp: _mean([r for r in rows if group_of(r["corruption"]) == grp], SUMMARY_KEYS) for grp in groups}
+        summary[key] = part
+    return summary

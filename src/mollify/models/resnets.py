@@ -1,0 +1,157 @@
+"""CIFAR-style residual networks: 3x3 stride-1 stem, no max-pool, global average pool + linear.
+
+- ResNet-18: He et al. 2016, BasicBlock [2, 2, 2, 2].
+- PreActResNet-18/-50: He et al. 2016 (identity mappings), pre-activation basic [2, 2, 2, 2] and
+  bottleneck [3, 4, 6, 3] blocks; PreActResNet-50 is the mollification paper's network.
+- WRN-28-10: Zagoruyko & Komodakis 2016, pre-activation blocks, widths 16 x (1, 10, 20, 40).
+- small_resnet: a three-stage ResNet-8 (stages at 16, 8, 4 px) for the CPU demo.
+
+Every network is `stem -> stages -> head`, with `stages` an nn.ModuleList, so that methods that
+act between stages (manifold mixup, spatial smoothing) hook in without copying a network.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+
+
+def _shortcut(cin: int, cout: int, stride: int, with_bn: bool) -> nn.Module:
+    if stride == 1 and cin == cout:
+        return nn.Identity()
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 1, stride=stride, bias=False)]
+    if with_bn:
+        layers.append(nn.BatchNorm2d(cout))
+    return nn.Sequential(*layers)
+
+
+class BasicBlock(nn.Module):
+    """Post-activation basic block: conv-BN-ReLU-conv-BN + shortcut, ReLU."""
+
+    expansion = 1
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.conv1, self.bn1 = conv3x3(cin, cout, stride), nn.BatchNorm2d(cout)
+        self.conv2, self.bn2 = conv3x3(cout, cout), nn.BatchNorm2d(cout)
+        self.shortcut = _shortcut(cin, cout, stride, with_bn=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation basic block: BN-ReLU-conv-BN-ReLU-conv + shortcut (of the activated input)."""
+
+    expansion = 1
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(cin), conv3x3(cin, cout, stride)
+        self.bn2, self.conv2 = nn.BatchNorm2d(cout), conv3x3(cout, cout)
+        self.shortcut = _shortcut(cin, cout, stride, with_bn=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(x))
+        shortcut = self.shortcut(out) if not isinstance(self.shortcut, nn.Identity) else x
+        out = self.conv1(out)
+        out = self.conv2(F.relu(self.bn2(out)))
+        return out + shortcut
+
+
+class PreActBottleneck(nn.Module):
+    """Pre-activation bottleneck: 1x1 reduce, 3x3 (strided), 1x1 expand x4."""
+
+    expansion = 4
+
+    def __init__(self, cin: int, planes: int, stride: int = 1):
+        super().__init__()
+        cout = planes * self.expansion
+        self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, planes, 1, bias=False)
+        self.bn2, self.conv2 = nn.BatchNorm2d(planes), conv3x3(planes, planes, stride)
+        self.bn3, self.conv3 = nn.BatchNorm2d(planes), nn.Conv2d(planes, cout, 1, bias=False)
+        self.shortcut = _shortcut(cin, cout, stride, with_bn=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(x))
+        shortcut = self.shortcut(out) if not isinstance(self.shortcut, nn.Identity) else x
+        out = self.conv1(out)
+        out = self.conv2(F.relu(self.bn2(out)))
+        out = self.conv3(F.relu(self.bn3(out)))
+        return out + shortcut
+
+
+class WideBlock(nn.Module):
+    """WRN pre-activation block: BN-ReLU-conv3x3-BN-ReLU-conv3x3 (+ 1x1 projection shortcut)."""
+
+    expansion = 1
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(cin), conv3x3(cin, cout, stride)
+        self.bn2, self.conv2 = nn.BatchNorm2d(cout), conv3x3(cout, cout)
+        self.shortcut = _shortcut(cin, cout, stride, with_bn=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(x))
+        shortcut = x if isinstance(self.shortcut, nn.Identity) else self.shortcut(out)
+        out = self.conv2(F.relu(self.bn2(self.conv1(out))))
+        return out + shortcut
+
+
+class ResidualNet(nn.Module):
+    """stem -> stages (nn.ModuleList) -> head. `pre_activation` adds the final BN-ReLU of
+    pre-activation networks before pooling."""
+
+    def __init__(self, block: type[nn.Module], depths: list[int], widths: list[int], num_classes: int,
+                 stem_width: int, pre_activation: bool, first_stride: int = 1):
+        super().__init__()
+        self.stem = nn.Sequential(conv3x3(3, stem_width))
+        if not pre_activation:
+            self.stem.extend([nn.BatchNorm2d(stem_width), nn.ReLU(inplace=True)])
+        cin = stem_width
+        stages = []
+        for i, (depth, width) in enumerate(zip(depths, widths)):
+            blocks = []
+            for j in range(depth):
+                stride = (2 if i > 0 else first_stride) if j == 0 else 1
+                blocks.append(block(cin, width, stride))
+                cin = width * block.expansion
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.ModuleList(stages)
+        head: list[nn.Module] = [nn.BatchNorm2d(cin), nn.ReLU(inplace=True)] if pre_activation else []
+        head += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes)]
+        self.head = nn.Sequential(*head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return self.head(x)
+
+
+def small_resnet(num_classes: int) -> ResidualNet:
+    # the first stage already halves the resolution: ~4x cheaper than a stride-1 ResNet-8 on CPU
+    return ResidualNet(BasicBlock, [1, 1, 1], [32, 64, 128], num_classes, stem_width=16, pre_activation=False, first_stride=2)
+
+
+def resnet18(num_classes: int) -> ResidualNet:
+    return ResidualNet(BasicBlock, [2, 2, 2, 2], [64, 128, 256, 512], num_classes, stem_width=64, pre_activation=False)
+
+
+def preact_resnet18(num_classes: int) -> ResidualNet:
+    return ResidualNet(PreActBlock, [2, 2, 2, 2], [64, 128, 256, 512], num_classes, stem_width=64, pre_activation=True)
+
+
+def preact_resnet50(num_classes: int) -> ResidualNet:
+    return ResidualNet(PreActBottleneck, [3, 4, 6, 3], [64, 128, 256, 512], num_classes, stem_width=64, pre_activation=True)
+
+
+def wrn28_10(num_classes: int) -> ResidualNet:
+    return ResidualNet(WideBlock, [4, 4, 4], [160, 320, 640], num_classes, stem_width=16, pre_activation=True)

@@ -1,0 +1,47 @@
+"""Where each stage writes (relative to the repository root); dvc.yaml declares the same paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA = Path("data")
+METRICS = Path("metrics")
+PLOTS = Path("plots")
+
+
+def clean_dir(dataset: str) -> Path:
+    return DATA / dataset / "clean"
+
+
+def corrupted_dir(dataset: str) -> Path:
+    return DATA / dataset / "corrupted"
+
+
+def corrupted_file(dataset: str, corruption: str, severity: int) -> Path:
+    return corrupted_dir(dataset) / corruption / f"s{severity}.npy"
+
+
+def model_file(dataset: str, method: str) -> Path:
+    return DATA / dataset / "models" / f"{method}.pt"
+
+
+def checkpoint_file(dataset: str, method: str) -> Path:
+    return DATA / dataset / "checkpoints" / f"{method}.pt"
+
+
+def metrics_file(dataset: str, method: str) -> Path:
+    return METRICS / dataset / f"{method}.json"
+
+
+def method_plots_dir(dataset: str, method: str) -> Path:
+    """Per-(dataset, method) plot data: training log, corruption table, reliability bins."""
+    return PLOTS / "methods" / dataset / method
+
+
+def compare_dir() -> Path:
+    """All datasets x methods in one long-format CSV per plot (the top-level `plots:` of dvc.yaml)."""
+    return PLOTS / "compare"
+
+
+def figures_dir() -> Path:
+    return PLOTS / "figures"

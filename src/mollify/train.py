@@ -1,0 +1,136 @@
+"""The training loop: device-resident data, batched per-sample augmentation, SGD + cosine,
+a checkpoint every epoch and exact resume.
+
+Randomness is drawn from a generator seeded per epoch (and torch's global generator, which
+torchvision policies use, is seeded the same way), so a run resumed from the checkpoint of
+epoch k repeats epochs k+1.. exactly as an uninterrupted run would on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from mollify.augment import Augmentation
+from mollify.device import Normalize, autocast
+from mollify.io import load_torch, save_torch
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    warmup_epochs: int
+    seed: int
+    precision: str = "auto"
+
+
+def learning_rate(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
+    """Linear warm-up, then cosine decay from `base_lr` to 0 over the remaining steps (per step)."""
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return base_lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.3f}  {task.fields[ips]:.0f} img/s"),
+        TimeElapsedColumn(), TimeRemainingColumn(), disable=not enabled,
+    )
+
+
+def train(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    augment: Augmentation,
+    normalize: Normalize,
+    settings: TrainSettings,
+    checkpoint: Path | None = None,
+    fingerprint: str = "",
+    show_progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Train `model` in place on uint8 `images` (already on the model's device); return the
+    per-epoch log. With `checkpoint`, state is saved after each epoch and a matching checkpoint
+    (same `fingerprint`) is resumed from."""
+    device = images.device
+    n = len(images)
+    batch = min(settings.batch_size, n)
+    steps_per_epoch = n // batch  # the last partial batch is dropped (stable BatchNorm statistics)
+    total_steps = steps_per_epoch * settings.epochs
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=settings.lr, momentum=settings.momentum,
+        nesterov=settings.nesterov and settings.momentum > 0, weight_decay=settings.weight_decay,
+    )
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    if checkpoint is not None and checkpoint.is_file():
+        state = load_torch(checkpoint)
+        if state.get("fingerprint") == fingerprint:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            history, start_epoch = state["history"], state["epoch"]
+
+    with _progress(show_progress) as progress:
+        task = progress.add_task("train", total=total_steps, completed=start_epoch * steps_per_epoch, loss=math.nan, acc=math.nan, ips=0.0)
+        for epoch in range(start_epoch, settings.epochs):
+            seed = epoch_seed(settings.seed, epoch)
+            g = torch.Generator(device=device).manual_seed(seed)
+            torch.manual_seed(seed)
+            model.train()
+            order = torch.randperm(n, generator=g, device=device)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device)
+            started = time.perf_counter()
+            for i in range(steps_per_epoch):
+                step = epoch * steps_per_epoch + i
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(step, total_steps, settings.warmup_epochs * steps_per_epoch, settings.lr)
+                idx = order[i * batch : (i + 1) * batch]
+                x = normalize(augment(images[idx], g))
+                y = labels[idx]
+                with autocast(device, settings.precision):
+                    logits = model(x)
+                loss = F.cross_entropy(logits.float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach()
+                correct += (logits.argmax(1) == y).sum()
+                if i % 20 == 19 or i == steps_per_epoch - 1:  # a host sync every 20 steps, not every step
+                    seen = (i + 1) * batch
+                    progress.update(task, completed=step + 1, loss=float(loss_sum) / (i + 1), acc=float(correct) / seen,
+                                    ips=seen / (time.perf_counter() - started), description=f"epoch {epoch + 1}/{settings.epochs}")
+            seconds = time.perf_counter() - started
+            history.append({
+                "epoch": epoch + 1,
+                "train_loss": float(loss_sum) / steps_per_epoch,
+                "train_acc": float(correct) / (steps_per_epoch * batch),
+                "lr": optimizer.param_groups[0]["lr"],
+                "images_per_s": steps_per_epoch * batch / seconds,
+            })
+            if checkpoint is not None:
+                save_torch(checkpoint, {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                    "history": history, "fingerprint": fingerprint, "settings": asdict(settings),
+                })
+    return history
+

@@ -1,0 +1,29 @@
+"""Stage `evaluate@{dataset, method}`: clean and corrupted metrics of a trained model."""
+
+from pathlib import Path
+
+import typer
+
+from mollify.cli import run
+from mollify.config import load_params
+from mollify.experiment import evaluate_method
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    dataset: str = typer.Option(..., help="a dataset prepared by the data stage"),
+    method: str = typer.Option(..., help="a recipe name from `recipes` in params.yaml"),
+    params: Path = typer.Option(Path("params.yaml"), help="the params file"),
+) -> None:
+    """Write metrics/<dataset>/<method>.json and plots/<dataset>/<method>/*.csv."""
+    cfg = load_params(params)
+    cfg.recipe(method)
+    summary = evaluate_method(cfg, dataset, method)
+    corrupted = summary.get("corrupted", {})
+    typer.echo(f"{dataset}/{method}: clean err {summary['clean']['err']:.4f}, corrupted err {corrupted.get('err', float('nan')):.4f}")
+
+
+if __name__ == "__main__":
+    run(app)

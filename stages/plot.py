@@ -1,0 +1,55 @@
+"""Stage `plot`: comparison plot data for `dvc plots`, PNG figures and the results table."""
+
+from pathlib import Path
+
+import typer
+
+from mollify import paths
+from mollify.cli import run
+from mollify.config import load_params
+from mollify.io import load_csv, load_json, save_csv, save_text
+from mollify.plots import corruption_errors, error_vs_severity, reliability_diagram, results_table
+
+app = typer.Typer(add_completion=False)
+
+
+def _numbers(row: dict[str, str]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in row.items():
+        try:
+            out[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+@app.command()
+def main(params: Path = typer.Option(Path("params.yaml"), help="the params file")) -> None:
+    """Write plots/compare/*.csv (all datasets x methods, for the top-level `plots:` of dvc.yaml),
+    plots/figures/*.png and plots/results.md."""
+    cfg = load_params(params)
+    severity, corruption, reliability, summaries = [], [], [], {}
+    for dataset in cfg.datasets:
+        for method in cfg.methods:
+            key = {"dataset": dataset, "method": method}
+            source = paths.method_plots_dir(dataset, method)
+            severity += [{**key, **_numbers(r)} for r in load_csv(source / "severity.csv")]
+            reliability += [{**key, **_numbers(r)} for r in load_csv(source / "reliability.csv")]
+            table = [_numbers(r) for r in load_csv(source / "corruptions.csv")]
+            for name in dict.fromkeys(r["corruption"] for r in table):
+                rows = [r for r in table if r["corruption"] == name]
+                corruption.append({**key, "corruption": name, "err": sum(r["err"] for r in rows) / len(rows)})
+            summaries[(dataset, method)] = load_json(paths.metrics_file(dataset, method))
+    save_csv(paths.compare_dir() / "error_vs_severity.csv", severity)
+    save_csv(paths.compare_dir() / "corruption_error.csv", corruption)
+    save_csv(paths.compare_dir() / "reliability.csv", reliability)
+    figures = paths.figures_dir()
+    error_vs_severity(severity, figures / "error_vs_severity.png")
+    corruption_errors(corruption, figures / "corruption_error.png")
+    reliability_diagram(reliability, figures / "reliability.png")
+    save_text(paths.PLOTS / "results.md", results_table(summaries))
+    typer.echo(results_table(summaries))
+
+
+if __name__ == "__main__":
+    run(app)

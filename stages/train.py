@@ -1,0 +1,29 @@
+"""Stage `train@{dataset, method}`: train one recipe on one dataset, resumably."""
+
+from pathlib import Path
+
+import typer
+
+from mollify.cli import run
+from mollify.config import load_params
+from mollify.experiment import train_method
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    dataset: str = typer.Option(..., help="a dataset prepared by the data stage"),
+    method: str = typer.Option(..., help="a recipe name from `recipes` in params.yaml"),
+    params: Path = typer.Option(Path("params.yaml"), help="the params file"),
+) -> None:
+    """Train and write data/<dataset>/models/<method>.pt; a killed run resumes from its last epoch."""
+    cfg = load_params(params)
+    cfg.recipe(method)
+    history = train_method(cfg, dataset, method)
+    last = history[-1]
+    typer.echo(f"{dataset}/{method}: {last['epoch']} epochs, train loss {last['train_loss']:.4f}, train acc {last['train_acc']:.4f}")
+
+
+if __name__ == "__main__":
+    run(app)
