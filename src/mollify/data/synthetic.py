@@ -41,6 +41,21 @@ def _shape_masks(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     )
 
 
+def _stroke(n: int, g: torch.Generator, yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
+    """Coverage (B, 1, H, W) of a random line segment, 4-10 px long and 1-2 px wide."""
+    start = (torch.rand(n, 2, generator=g) - 0.5) * IMAGE_SIZE
+    angle = torch.rand(n, generator=g) * 2 * math.pi
+    length = 4 + 6 * torch.rand(n, generator=g)
+    width = 0.5 + 0.5 * torch.rand(n, generator=g)
+    direction = torch.stack([torch.cos(angle), torch.sin(angle)], 1)
+    px, py = xx[None] - start[:, 0, None, None], yy[None] - start[:, 1, None, None]
+    along = (px * direction[:, 0, None, None] + py * direction[:, 1, None, None]).clamp(min=0)
+    along = torch.minimum(along, length[:, None, None])
+    dist2 = (px - along * direction[:, 0, None, None]) ** 2 + (py - along * direction[:, 1, None, None]) ** 2
+    coverage = (dist2 < width[:, None, None] ** 2).float()
+    return torch.nn.functional.avg_pool2d(coverage[:, None], _SUPERSAMPLE)
+
+
 def _render(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Render one chunk of images with the given labels: float (B, 3, H, W) in [0, 1]."""
     n = labels.shape[0]
@@ -50,7 +65,7 @@ def _render(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(n, *shape, generator=g)
 
     # pose: object half-size in pixels, aspect, rotation, centre offset
-    half_size = uniform(7.0, 13.0)
+    half_size = uniform(6.0, 12.0)
     aspect = uniform(0.85, 1.15)
     angle = uniform(0.0, 2 * math.pi)
     centre = uniform(-6.0, 6.0, 2)
@@ -66,10 +81,11 @@ def _render(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     alpha = torch.nn.functional.avg_pool2d(alpha[:, None], _SUPERSAMPLE)  # (B, 1, H, W)
 
     # colours: foreground and background on opposite sides of mid-grey so the shape stays visible
+    # (the ranges overlap: some images have little contrast, as natural photos do)
     fg_light = torch.rand(n, generator=g) < 0.5
-    light, dark = uniform(0.55, 1.0, 3), uniform(0.0, 0.45, 3)
-    dark2 = uniform(0.0, 0.45, 3)
-    light2 = uniform(0.55, 1.0, 3)
+    light, dark = uniform(0.45, 1.0, 3), uniform(0.0, 0.55, 3)
+    dark2 = uniform(0.0, 0.55, 3)
+    light2 = uniform(0.45, 1.0, 3)
     fg = torch.where(fg_light[:, None], light, dark)
     bg1 = torch.where(fg_light[:, None], dark, light2)
     bg2 = torch.where(fg_light[:, None], dark2, light)
@@ -92,8 +108,14 @@ def _render(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     shade = 1.0 + 0.15 * (torch.cos(shade_dir)[:, None, None] * px + torch.sin(shade_dir)[:, None, None] * py - IMAGE_SIZE) / IMAGE_SIZE
     foreground = fg[:, :, None, None] * shade[:, None]
 
+    # clutter: thin strokes of random colour, three behind the shape and one in front of it
+    strokes = [_stroke(n, g, yy, xx) for _ in range(4)]
+    stroke_colours = [uniform(0.0, 1.0, 3)[:, :, None, None] for _ in strokes]
+    for stroke, colour in zip(strokes[:3], stroke_colours[:3]):
+        background = stroke * colour + (1 - stroke) * background
     image = alpha * foreground + (1 - alpha) * background
-    image = image + 0.02 * torch.randn(image.shape, generator=g)
+    image = strokes[3] * stroke_colours[3] + (1 - strokes[3]) * image
+    image = image + 0.03 * torch.randn(image.shape, generator=g)
     return image.clamp(0, 1)
 
 
