@@ -15,5 +15,5 @@ def run(app: typer.Typer) -> None:
     try:
         app()
     except MollifyError as e:
-        Console(stderr=True, highlight=False).print(f"[bold red]error:[/bold red] {e}")
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/bold red] {e}")
         sys.exit(2)

@@ -23,6 +23,9 @@ Severity = Annotated[int, Field(ge=1, le=5)]
 BaseAugmentation = Literal["flip", "crop", "rotate", "trivaug"]
 
 
+_RECIPE_KEYS = "Methods are the keys of `recipes` in params.yaml"
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -115,12 +118,12 @@ class Params(Section):
     @model_validator(mode="after")
     def _methods_have_recipes(self) -> Params:
         for name in self.methods:
-            _check_member(name, self.recipes, "method (a key of `recipes`)")
+            _check_member(name, self.recipes, "method", _RECIPE_KEYS)
         return self
 
     def recipe(self, method: str) -> MethodConfig:
         try:
-            return self.recipes[_check_member(method, self.recipes, "method (a key of `recipes` in params.yaml)")]
+            return self.recipes[_check_member(method, self.recipes, "method", _RECIPE_KEYS)]
         except ValueError as e:
             raise MollifyError(str(e)) from None
 
@@ -128,11 +131,11 @@ class Params(Section):
         return self.recipe(method).model or self.train.model
 
 
-def _check_member(name: str, choices: Any, what: str) -> str:
+def _check_member(name: str, choices: Any, what: str, choices_are: str = "Choices") -> str:
     if name not in choices:
         close = difflib.get_close_matches(name, list(choices), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown {what} {name!r}.{hint} Choices: {', '.join(sorted(choices))}")
+        raise ValueError(f"unknown {what} {name!r}.{hint} {choices_are}: {', '.join(sorted(choices))}")
     return name
 
 

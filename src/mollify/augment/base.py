@@ -12,7 +12,6 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms import v2
 
 Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -64,8 +63,14 @@ class PerSample:
         return torch.stack([self.transform(image) for image in x])
 
 
+def _trivial_augment_wide() -> Callable[[torch.Tensor], torch.Tensor]:
+    from torchvision.transforms import v2  # imported on use: torchvision adds seconds to every stage's start
+
+    return v2.TrivialAugmentWide()
+
+
 POLICIES: dict[str, Callable[[], Callable[[torch.Tensor], torch.Tensor]]] = {
-    "trivaug": v2.TrivialAugmentWide,
+    "trivaug": _trivial_augment_wide,
 }
 
 

@@ -11,7 +11,6 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision.io
 
 
 def gaussian_noise(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
@@ -138,6 +137,8 @@ def pixelate(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
 
 def jpeg_compression(x: torch.Tensor, c: int, g: torch.Generator) -> torch.Tensor:
     """Encode as JPEG at quality c and decode (libjpeg through torchvision, as PIL's `save`)."""
+    import torchvision.io  # imported on use: torchvision adds seconds to every stage's start
+
     images = list(torch.round(x * 255).to(torch.uint8).cpu())
     decoded = torchvision.io.decode_jpeg(torchvision.io.encode_jpeg(images, quality=int(c)))
     return (torch.stack(decoded).to(x.device, x.dtype) / 255)

@@ -47,7 +47,8 @@ class BasicBlock(nn.Module):
 
 
 class PreActBlock(nn.Module):
-    """Pre-activation basic block: BN-ReLU-conv-BN-ReLU-conv + shortcut (of the activated input)."""
+    """Pre-activation basic block: BN-ReLU-conv-BN-ReLU-conv + shortcut of the raw input (as in
+    the mollification reference's presnet.py; the projection sees x, not BN-ReLU(x))."""
 
     expansion = 1
 
@@ -58,15 +59,13 @@ class PreActBlock(nn.Module):
         self.shortcut = _shortcut(cin, cout, stride, with_bn=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(x))
-        shortcut = self.shortcut(out) if not isinstance(self.shortcut, nn.Identity) else x
-        out = self.conv1(out)
+        out = self.conv1(F.relu(self.bn1(x)))
         out = self.conv2(F.relu(self.bn2(out)))
-        return out + shortcut
+        return out + self.shortcut(x)
 
 
 class PreActBottleneck(nn.Module):
-    """Pre-activation bottleneck: 1x1 reduce, 3x3 (strided), 1x1 expand x4."""
+    """Pre-activation bottleneck: 1x1 reduce, 3x3 (strided), 1x1 expand x4; shortcut of the raw input."""
 
     expansion = 4
 
@@ -79,12 +78,10 @@ class PreActBottleneck(nn.Module):
         self.shortcut = _shortcut(cin, cout, stride, with_bn=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(x))
-        shortcut = self.shortcut(out) if not isinstance(self.shortcut, nn.Identity) else x
-        out = self.conv1(out)
+        out = self.conv1(F.relu(self.bn1(x)))
         out = self.conv2(F.relu(self.bn2(out)))
         out = self.conv3(F.relu(self.bn3(out)))
-        return out + shortcut
+        return out + self.shortcut(x)
 
 
 class WideBlock(nn.Module):
@@ -106,11 +103,12 @@ class WideBlock(nn.Module):
 
 
 class ResidualNet(nn.Module):
-    """stem -> stages (nn.ModuleList) -> head. `pre_activation` adds the final BN-ReLU of
-    pre-activation networks before pooling."""
+    """stem -> stages (nn.ModuleList) -> head. Post-activation networks have BN-ReLU in the stem;
+    `head_norm` adds a BN-ReLU before pooling (WRN; the mollification reference's PreActResNets
+    pool the last block's output directly)."""
 
     def __init__(self, block: type[nn.Module], depths: list[int], widths: list[int], num_classes: int,
-                 stem_width: int, pre_activation: bool, first_stride: int = 1):
+                 stem_width: int, pre_activation: bool, head_norm: bool = False, first_stride: int = 1):
         super().__init__()
         self.stem = nn.Sequential(conv3x3(3, stem_width))
         if not pre_activation:
@@ -125,7 +123,7 @@ class ResidualNet(nn.Module):
                 cin = width * block.expansion
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
-        head: list[nn.Module] = [nn.BatchNorm2d(cin), nn.ReLU(inplace=True)] if pre_activation else []
+        head: list[nn.Module] = [nn.BatchNorm2d(cin), nn.ReLU(inplace=True)] if head_norm else []
         head += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes)]
         self.head = nn.Sequential(*head)
 
@@ -154,4 +152,4 @@ def preact_resnet50(num_classes: int) -> ResidualNet:
 
 
 def wrn28_10(num_classes: int) -> ResidualNet:
-    return ResidualNet(WideBlock, [4, 4, 4], [160, 320, 640], num_classes, stem_width=16, pre_activation=True)
+    return ResidualNet(WideBlock, [4, 4, 4], [160, 320, 640], num_classes, stem_width=16, pre_activation=True, head_norm=True)

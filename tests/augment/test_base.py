@@ -1,0 +1,59 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mollify.augment import PerSample, compose, random_crop, random_flip, random_rotation
+from mollify.augment.base import POLICIES
+
+
+def _batch(n: int = 64) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+
+def test_crop_is_a_per_sample_window_of_the_zero_padded_image():
+    x = _batch()
+    g = torch.Generator().manual_seed(1)
+    out = random_crop(x, 4, g)
+    g = torch.Generator().manual_seed(1)
+    dy = torch.randint(0, 9, (64,), generator=g)
+    dx = torch.randint(0, 9, (64,), generator=g)
+    padded = F.pad(x, (4, 4, 4, 4))
+    for b in range(64):
+        assert torch.equal(out[b], padded[b, :, dy[b] : dy[b] + 32, dx[b] : dx[b] + 32])
+    assert len({(int(a), int(b)) for a, b in zip(dy, dx)}) > 20  # offsets differ per sample
+
+
+def test_flip_each_sample_independently():
+    x = _batch(2000)
+    out = random_flip(x, torch.Generator().manual_seed(0))
+    flipped = (out == x.flip(-1)).flatten(1).all(1)
+    kept = (out == x).flatten(1).all(1)
+    assert bool((flipped | kept).all())
+    assert 0.45 < float(flipped.double().mean()) < 0.55
+
+
+def test_rotation_zero_is_identity_and_rotation_keeps_the_centre():
+    x = _batch()
+    assert torch.equal(random_rotation(x, 0, torch.Generator()), x)
+    out = random_rotation(x, 15, torch.Generator().manual_seed(0))
+    assert torch.equal(out[:, :, 15:17, 15:17], x[:, :, 15:17, 15:17]) or (out != x).any()
+    assert out.dtype == torch.uint8 and bool((out[:, :, 0, 0] == 0).any())  # zero fill at corners
+
+
+def test_policy_is_drawn_per_sample():
+    """One image repeated: a per-batch draw would give identical outputs; ours differ."""
+    x = _batch(1).expand(32, -1, -1, -1).contiguous()
+    torch.manual_seed(0)
+    out = PerSample(POLICIES["trivaug"]())(x, torch.Generator())
+    distinct = {tuple(o.flatten()[:200].tolist()) for o in out}
+    assert len(distinct) > 8
+
+
+@pytest.mark.parametrize("names", [["flip", "crop"], ["flip", "crop", "rotate"], ["flip", "crop", "trivaug"], []])
+def test_compose_is_deterministic_for_a_seed(names):
+    augment = compose(names)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        outs.append(augment(_batch(), torch.Generator().manual_seed(0)))
+    assert torch.equal(*outs) and outs[0].shape == (64, 3, 32, 32) and outs[0].dtype == torch.uint8

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mollify.cli import run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_params(**overrides: object) -> dict:
+    """The repository's params.yaml shrunk to seconds of CPU work (the smoke-test override)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["demo"] = {"train_size": 256, "test_size": 64}
+    params["corrupt"]["severities"] = [1, 3, 5]
+    params["train"].update({"epochs": 2, "batch_size": 64, "warmup_epochs": 0})
+    params["evaluate"]["batch_size"] = 64
+    for key, value in overrides.items():
+        section, _, leaf = key.rpartition(".")
+        target = params
+        for part in filter(None, section.split(".")):
+            target = target[part]
+        target[leaf] = value
+    return params
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A scratch copy of the pipeline (stages, dvc.yaml, plot templates) to run stages in."""
+    for name in ("stages", "src"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run_stage(stage: str, *args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a stage CLI as DVC does: a fresh process in `cwd`."""
+    result = subprocess.run([sys.executable, f"stages/{stage}.py", *args], cwd=cwd, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"stage {stage} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def call_stage(stage: str, *args: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Run a stage CLI in this process (same code path as `python stages/<stage>.py`, without the
+    seconds a new process spends importing torch); returns the exit code."""
+    spec = importlib.util.spec_from_file_location(f"stage_{stage}", Path("stages") / f"{stage}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(sys, "argv", [f"stages/{stage}.py", *args])
+    try:
+        run(module.app)
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0

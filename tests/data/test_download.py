@@ -1,0 +1,139 @@
+"""The real download -> md5 -> conversion path, against an HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import dataclasses
+import http.server
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mollify.data import DATASETS, load_meta, load_split, prepare_dataset
+from mollify.data.download import download, md5sum
+from mollify.errors import MollifyError
+from tests.data.archives import TINY_WNIDS, cifar_archive, tinyimagenet_archive
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves files from the test's folder; `/truncated/<name>` announces the full length but
+    sends only half of the file, then closes the connection."""
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path.startswith("/truncated/"):
+            data = (Path(self.directory) / self.path.removeprefix("/truncated/")).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.close_connection = True
+            return
+        super().do_GET()
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = lambda *a, **k: _Handler(*a, directory=str(served), **k)  # noqa: E731
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _use_md5_of(monkeypatch: pytest.MonkeyPatch, name: str, archive: Path) -> None:
+    monkeypatch.setitem(DATASETS, name, dataclasses.replace(DATASETS[name], md5=md5sum(archive)))
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*")) if folder.exists() else []
+
+
+@pytest.mark.parametrize("name,num_classes", [("cifar10", 10), ("cifar100", 100)])
+def test_cifar_download_and_conversion(server, tmp_path, monkeypatch, name, num_classes):
+    served, url = server
+    archive = served / DATASETS[name].url.rsplit("/", 1)[1]
+    expected = cifar_archive(archive, num_classes)
+    _use_md5_of(monkeypatch, name, archive)
+    out = tmp_path / "clean"
+    meta = prepare_dataset(name, out, download_dir=tmp_path / "downloads", mirror=url)
+    assert meta.num_classes == num_classes and meta.mean == DATASETS[name].mean
+    for split in ("train", "test"):
+        x, y = load_split(out, split)
+        assert x.dtype == np.uint8 and x.shape[1:] == (3, 32, 32) and y.dtype == np.int64
+        np.testing.assert_array_equal(x, expected[f"{split}_x"])
+        np.testing.assert_array_equal(y, expected[f"{split}_y"])
+    assert load_meta(out).source == f"{url}/{archive.name}"
+    # a second run reuses the verified archive without the server
+    prepare_dataset(name, out, download_dir=tmp_path / "downloads", mirror="http://127.0.0.1:9")
+
+
+def test_tinyimagenet_download_and_conversion(server, tmp_path, monkeypatch):
+    served, url = server
+    archive = served / "tiny-imagenet-200.zip"
+    tinyimagenet_archive(archive)
+    _use_md5_of(monkeypatch, "tinyimagenet", archive)
+    out = tmp_path / "clean"
+    prepare_dataset("tinyimagenet", out, download_dir=tmp_path / "downloads", mirror=url)
+    train_x, train_y = load_split(out, "train")
+    test_x, test_y = load_split(out, "test")
+    assert train_x.shape == (6, 3, 64, 64) and test_x.shape == (6, 3, 64, 64)
+    # label = index of the wnid in sorted(wnids); the red channel encodes that label
+    assert sorted(train_y.tolist()) == [0, 0, 1, 1, 2, 2]
+    np.testing.assert_allclose(train_x[:, 0].mean(axis=(1, 2)), 40 + 80 * train_y, atol=2)
+    np.testing.assert_array_equal(test_y, [sorted(TINY_WNIDS).index(w) for w in TINY_WNIDS * 2])
+    gray = test_x[1]  # the grayscale JPEG, converted to three equal channels
+    assert (gray[0] == gray[1]).all() and (gray[1] == gray[2]).all()
+
+
+def test_checksum_mismatch_keeps_nothing(server, tmp_path):
+    served, url = server
+    cifar_archive(served / "cifar-10-python.tar.gz", 10)
+    out, downloads = tmp_path / "clean", tmp_path / "downloads"
+    with pytest.raises(MollifyError, match="md5 mismatch.*expected c58f30108f718f92721af3b95e74349a"):
+        prepare_dataset("cifar10", out, download_dir=downloads, mirror=url)
+    assert _leftovers(downloads) == [] and _leftovers(out) == []
+
+
+def test_truncated_download_keeps_nothing(server, tmp_path):
+    served, url = server
+    archive = served / "cifar-10-python.tar.gz"
+    cifar_archive(archive, 10)
+    dest = tmp_path / "downloads" / archive.name
+    with pytest.raises(MollifyError, match="truncated|broke off"):
+        download(f"{url}/truncated/{archive.name}", dest, md5sum(archive))
+    assert _leftovers(dest.parent) == []
+
+
+def test_no_network_says_what_to_do(tmp_path):
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(MollifyError, match="cannot download .* place the archive at .* by hand"):
+        download(f"http://127.0.0.1:{port}/cifar-10-python.tar.gz", tmp_path / "a.tar.gz", "0" * 32, timeout=5)
+    assert _leftovers(tmp_path) == []
+
+
+def test_damaged_archive_already_present(tmp_path):
+    dest = tmp_path / "cifar-10-python.tar.gz"
+    dest.write_bytes(b"not an archive")
+    with pytest.raises(MollifyError, match="exists but its md5 is not"):
+        download("http://127.0.0.1:9/x", dest, "0" * 32)
+
+
+def test_corrupt_archive_with_right_md5(tmp_path, monkeypatch):
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    archive = downloads / "cifar-10-python.tar.gz"
+    archive.write_bytes(b"\x1f\x8b garbage")
+    _use_md5_of(monkeypatch, "cifar10", archive)
+    with pytest.raises(MollifyError, match="not a readable CIFAR archive"):
+        prepare_dataset("cifar10", tmp_path / "clean", download_dir=downloads)

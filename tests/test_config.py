@@ -1,0 +1,96 @@
+import copy
+
+import pytest
+import yaml
+
+from mollify.config import load_params, parse_params
+from mollify.errors import MollifyError
+from tests.conftest import ROOT, call_stage, run_stage, tiny_params
+
+
+def _raw() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def _error(raw: dict) -> str:
+    with pytest.raises(MollifyError) as e:
+        parse_params(raw)
+    return str(e.value)
+
+
+def test_repository_params_are_valid():
+    cfg = load_params(ROOT / "params.yaml")
+    assert cfg.datasets == ["demo"]
+    assert {"baseline", "trivaug"} <= set(cfg.methods)
+
+
+def test_misspelled_key_is_named_with_a_suggestion():
+    raw = _raw()
+    raw["train"]["epoch"] = 3  # what `dvc exp run -S train.epoch=3` silently adds
+    message = _error(raw)
+    assert "train.epoch: unknown key" in message
+    assert "did you mean 'train.epochs'" in message
+
+
+def test_misspelled_key_inside_a_recipe():
+    raw = _raw()
+    raw["recipes"]["baseline"]["augmnt"] = ["flip"]
+    assert "recipes.baseline.augmnt: unknown key" in _error(raw)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("train.epochs", 0, "train.epochs: Input should be greater than 0 (got 0)"),
+        ("train.lr", "fast", "train.lr: Input should be a valid number"),
+        ("train.momentum", 1.5, "train.momentum: Input should be less than 1"),
+        ("corrupt.severities", [0, 6], "corrupt.severities.0: Input should be greater than or equal to 1"),
+        ("train.model", "resnet19", "unknown model 'resnet19'. Did you mean 'resnet18'?"),
+        ("corrupt.corruptions", ["gausian_noise"], "Did you mean 'gaussian_noise'?"),
+        ("datasets", ["cifar11"], "unknown dataset 'cifar11'"),
+        ("methods", ["baselin"], "unknown method 'baselin'. Did you mean 'baseline'? Methods are the keys of `recipes`"),
+    ],
+)
+def test_bad_values_are_rejected_with_the_key(key, value, expected):
+    raw = copy.deepcopy(_raw())
+    section, _, leaf = key.rpartition(".")
+    (raw[section] if section else raw)[leaf] = value
+    assert expected in _error(raw)
+
+
+def test_unknown_augmentation_in_recipe():
+    raw = _raw()
+    raw["recipes"]["baseline"]["augment"] = ["flip", "cutout"]
+    assert "recipes.baseline.augment.1" in _error(raw)
+
+
+def test_every_problem_in_one_message():
+    raw = _raw()
+    raw["train"]["epochs"] = -1
+    raw["evaluate"]["ece_bin"] = 10
+    message = _error(raw)
+    assert "train.epochs" in message and "evaluate.ece_bin" in message
+
+
+def test_stage_cli_prints_one_clear_message(workdir):
+    (workdir / "params.yaml").write_text(yaml.safe_dump(tiny_params(**{"train.epoch": 3})))
+    result = run_stage("train", "--dataset", "demo", "--method", "baseline", cwd=workdir, check=False)
+    assert result.returncode == 2
+    assert "error:" in result.stderr and "train.epoch: unknown key" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_stage_cli_rejects_unknown_method(workdir, monkeypatch, capsys):
+    assert call_stage("train", "--dataset", "demo", "--method", "mixupp", monkeypatch=monkeypatch) == 2
+    assert "unknown method 'mixupp'" in capsys.readouterr().err
+
+
+def test_stage_cli_rejects_missing_input(workdir, monkeypatch, capsys):
+    assert call_stage("evaluate", "--dataset", "demo", "--method", "baseline", monkeypatch=monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "missing file data/demo/clean/meta.json" in err and "dvc repro" in err
+
+
+def test_missing_params_file(tmp_path):
+    with pytest.raises(MollifyError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
