@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from mollify.data import load_split
+from mollify.errors import MollifyError
+from mollify.io import atomic_path, load_json, load_npy, load_torch, save_npy
+
+
+def test_atomic_write_leaves_nothing_when_interrupted(tmp_path):
+    target = tmp_path / "out.npy"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_replaces_the_old_file_whole(tmp_path):
+    target = tmp_path / "x.npy"
+    save_npy(target, np.zeros(3))
+    save_npy(target, np.ones(5))
+    np.testing.assert_array_equal(np.load(target), np.ones(5))
+    assert [p.name for p in tmp_path.iterdir()] == ["x.npy"]
+
+
+def test_missing_and_corrupt_files_name_the_file_and_the_fix(tmp_path):
+    with pytest.raises(MollifyError, match=r"missing file .*train_x.npy: run the stage"):
+        load_split(tmp_path, "train")
+    (tmp_path / "train_x.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(MollifyError, match=r"corrupt file .*train_x.npy .*re-run"):
+        load_split(tmp_path, "train")
+    save_npy(tmp_path / "w.npy", np.zeros((2, 3), dtype=np.float32))
+    with pytest.raises(MollifyError, match="dtype float32, expected uint8"):
+        load_npy(tmp_path / "w.npy", dtype=np.dtype(np.uint8))
+    (tmp_path / "m.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(MollifyError, match=r"corrupt file .*m.pt"):
+        load_torch(tmp_path / "m.pt")
+    (tmp_path / "m.json").write_text("{")
+    with pytest.raises(MollifyError, match=r"corrupt file .*m.json"):
+        load_json(tmp_path / "m.json")
+
+
+def test_mismatched_split_lengths(tmp_path):
+    save_npy(tmp_path / "test_x.npy", np.zeros((4, 3, 32, 32), dtype=np.uint8))
+    save_npy(tmp_path / "test_y.npy", np.zeros(3, dtype=np.int64))
+    with pytest.raises(MollifyError, match="4 images but test_y has 3 labels"):
+        load_split(tmp_path, "test")
