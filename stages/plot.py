@@ -6,9 +6,12 @@ import typer
 
 from mollify import paths
 from mollify.cli import run
-from mollify.config import load_params
+from mollify.config import MollifyConfig, Params, load_params
+from mollify.data import load_meta, load_split
 from mollify.io import load_csv, load_json, save_csv, save_text
-from mollify.plots import corruption_errors, error_vs_severity, reliability_diagram, results_table
+from mollify.plots import (
+    corruption_errors, error_vs_severity, mollification_examples, reliability_diagram, results_table,
+)
 
 app = typer.Typer(add_completion=False)
 
@@ -23,10 +26,20 @@ def _numbers(row: dict[str, str]) -> dict[str, object]:
     return out
 
 
+def _mollification_figure(cfg: Params, path: Path) -> None:
+    """Mollified versions of the first test image of the first dataset, with the label powers of
+    the first mollifying recipe in `methods` (the paper's defaults if none)."""
+    dataset = cfg.datasets[0]
+    meta = load_meta(paths.clean_dir(dataset))
+    x, _ = load_split(paths.clean_dir(dataset), "test")
+    settings = next((cfg.recipe(m).mollify for m in cfg.methods if cfg.recipe(m).mollify), MollifyConfig())
+    mollification_examples(x[0], meta.mean, meta.std, meta.num_classes, settings.npow, settings.bpow, path)
+
+
 @app.command()
 def main(params: Path = typer.Option(Path("params.yaml"), help="the params file")) -> None:
     """Write plots/compare/*.csv (all datasets x methods, for the top-level `plots:` of dvc.yaml),
-    plots/figures/*.png and plots/results.md."""
+    plots/figures/*.png (incl. mollified examples) and plots/results.md."""
     cfg = load_params(params)
     severity, corruption, reliability, summaries = [], [], [], {}
     for dataset in cfg.datasets:
@@ -48,6 +61,7 @@ def main(params: Path = typer.Option(Path("params.yaml"), help="the params file"
     corruption_errors(corruption, figures / "corruption_error.png")
     reliability_diagram(reliability, figures / "reliability.png")
     save_text(paths.PLOTS / "results.md", results_table(summaries))
+    _mollification_figure(cfg, figures / "mollification_examples.png")
     typer.echo(results_table(summaries))
 
 

@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def tiny_params(**overrides: object) -> dict:
     """The repository's params.yaml shrunk to seconds of CPU work (the smoke-test override)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["methods"] = ["baseline", "trivaug_mollify"]
     params["data"]["demo"] = {"train_size": 256, "test_size": 64}
+    params["corrupt"]["max_images"] = None
     params["corrupt"]["severities"] = [1, 3, 5]
     params["train"].update({"epochs": 2, "batch_size": 64, "warmup_epochs": 0})
     params["evaluate"]["batch_size"] = 64

@@ -23,7 +23,7 @@ def test_dvc_repro_end_to_end(workdir):
     shutil.copytree(ROOT / ".dvc" / "plots", workdir / ".dvc" / "plots")
     _dvc("repro", cwd=workdir)
 
-    for method in ("baseline", "trivaug"):
+    for method in ("baseline", "trivaug_mollify"):
         metrics = json.loads((workdir / "metrics/demo" / f"{method}.json").read_text())
         assert set(metrics) == {"clean", "corrupted", "corrupted_extra"}
         assert set(metrics["clean"]) == {"acc", "err", "nll", "ece", "brier"}
@@ -33,12 +33,12 @@ def test_dvc_repro_end_to_end(workdir):
         assert 0 <= metrics["clean"]["err"] <= 1
     shown = json.loads(_dvc("metrics", "show", "--json", cwd=workdir))
     files = next(iter(shown.values()))["data"]
-    assert {"metrics/demo/baseline.json", "metrics/demo/trivaug.json"} <= set(files)
+    assert {"metrics/demo/baseline.json", "metrics/demo/trivaug_mollify.json"} <= set(files)
 
     assert "up to date" in _dvc("repro", cwd=workdir)  # nothing to do the second time
     plots = json.loads(_dvc("plots", "show", "--json", cwd=workdir))
     assert not plots.get("errors"), plots.get("errors")
     assert {"Error vs severity (0 = clean)", "Reliability diagram (clean test set)"} <= set(plots["data"])
-    for png in ("error_vs_severity", "corruption_error", "reliability"):
+    for png in ("error_vs_severity", "corruption_error", "reliability", "mollification_examples"):
         assert (workdir / "plots/figures" / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| demo | trivaug |" in (workdir / "plots/results.md").read_text()
+    assert "| demo | trivaug_mollify |" in (workdir / "plots/results.md").read_text()

@@ -20,7 +20,7 @@ from mollify.models import MODELS
 
 PositiveInt = Annotated[int, Field(gt=0)]
 Severity = Annotated[int, Field(ge=1, le=5)]
-BaseAugmentation = Literal["flip", "crop", "rotate", "trivaug"]
+Augmentation = Literal["flip", "crop", "rotate", "trivaug", "randaug", "autoaug", "augmix", "mixup", "cutmix"]
 
 
 _RECIPE_KEYS = "Methods are the keys of `recipes` in params.yaml"
@@ -80,16 +80,41 @@ class TrainConfig(Section):
         return _check_member(name, MODELS, "model")
 
 
-class MethodConfig(Section):
-    """A named recipe: base augmentations (+ model override)."""
+class MollifyConfig(Section):
+    """Supervised mollification (augment/mollification.py): roles, t ~ Beta(alpha, beta), label coupling."""
 
-    augment: list[BaseAugmentation] = Field(default_factory=list)
+    roles: str = Field("xnb", pattern="^[xnbe]+$", description="per-sample roles: x clean, n noise, b blur, e pure noise")
+    alpha: float = Field(1.0, gt=0)
+    beta: float = Field(2.0, gt=0)
+    label_mode: Literal["ls", "ld", "la", "lm"] = "ls"
+    npow: float = Field(1.0, gt=0, description="gamma_noise = sin^2(pi t / 2)^npow")
+    bpow: float = Field(1.0, gt=0, description="gamma_blur = t^bpow")
+    combined: bool = Field(False, description="the pseudo-code variant: blur then noise on one image with one t")
+
+
+class MethodConfig(Section):
+    """A named recipe: base augmentations, optional mollification, loss (+ model override)."""
+
+    augment: list[Augmentation] = Field(default_factory=list)
+    mollify: MollifyConfig | None = None
+    loss: Literal["ce", "nce", "bce"] = "ce"
     model: str | None = None
 
     @field_validator("model")
     @classmethod
     def _known_model(cls, name: str | None) -> str | None:
         return name if name is None else _check_member(name, MODELS, "model")
+
+    @field_validator("augment")
+    @classmethod
+    def _one_mix(cls, names: list[str]) -> list[str]:
+        if "mixup" in names and "cutmix" in names:
+            raise ValueError("mixup and cutmix exclude each other (one batch-level mix per recipe)")
+        return names
+
+    @property
+    def mix(self) -> str | None:
+        return next((name for name in self.augment if name in ("mixup", "cutmix")), None)
 
 
 class EvaluateConfig(Section):

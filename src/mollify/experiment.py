@@ -14,13 +14,14 @@ import torch
 import torch.nn as nn
 
 from mollify import paths
-from mollify.augment import compose
-from mollify.config import Params
+from mollify.augment import Mollification, Targets, compose
+from mollify.config import MethodConfig, Params
 from mollify.data import DatasetMeta, load_meta, load_split
 from mollify.device import Normalize, resolve_device
 from mollify.errors import MollifyError
 from mollify.evaluate import predict_probs, summarize
 from mollify.io import load_npy, load_torch, save_csv, save_json, save_torch
+from mollify.losses import LOSSES
 from mollify.metrics import classification_metrics, reliability_bins
 from mollify.models import create_model
 from mollify.train import TrainSettings, train
@@ -33,8 +34,9 @@ def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = T
     x, y = load_split(paths.clean_dir(dataset), "train")
     recipe = cfg.recipe(method)
     model_name = cfg.model_name(method)
+    targets = build_targets(recipe, meta.num_classes)
     torch.manual_seed(cfg.seed)  # weight initialisation
-    model = create_model(model_name, meta.num_classes).to(device)
+    model = create_model(model_name, targets.output_classes).to(device)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     settings = TrainSettings(
@@ -47,14 +49,22 @@ def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = T
                                 "train": cfg.train.model_dump(), "data": hashlib.sha256(x.tobytes()).hexdigest()})
     history = train(
         model, torch.from_numpy(x).to(device), torch.from_numpy(y).to(device), augment,
-        Normalize(meta.mean, meta.std, device, cfg.train.channels_last), settings,
+        Normalize(meta.mean, meta.std, device, cfg.train.channels_last), targets, LOSSES[recipe.loss], settings,
         checkpoint=paths.checkpoint_file(dataset, method), fingerprint=fingerprint, show_progress=show_progress,
     )
     save_torch(paths.model_file(dataset, method), {
-        "model": model_name, "num_classes": meta.num_classes, "state_dict": model.state_dict(), "method": method,
+        "model": model_name, "num_classes": targets.output_classes, "state_dict": model.state_dict(), "method": method,
     })
     save_csv(paths.method_plots_dir(dataset, method) / "train_log.csv", history)
     return history
+
+
+def build_targets(recipe: MethodConfig, num_classes: int) -> Targets:
+    """The batch-level part of a recipe: mixup / cutmix, then mollification."""
+    mollification = None
+    if recipe.mollify is not None:
+        mollification = Mollification(num_classes=num_classes, **recipe.mollify.model_dump())
+    return Targets(num_classes, recipe.mix, mollification)
 
 
 def _fingerprint(obj: Any) -> str:
@@ -84,6 +94,8 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
 
     def metrics_of(images: np.ndarray, labels: np.ndarray) -> tuple[dict[str, float], torch.Tensor]:
         probs = predict_probs(model, images, normalize, device, cfg.evaluate.batch_size, cfg.train.precision)
+        # with the extra noise class of `la`/`lm`, the real classes' probabilities (as the reference)
+        probs = probs[:, : meta.num_classes]
         return classification_metrics(probs, torch.from_numpy(np.asarray(labels)), bins), probs
 
     x, y = load_split(paths.clean_dir(dataset), "test")

@@ -82,3 +82,34 @@ def results_table(summaries: dict[tuple[str, str], dict[str, Any]]) -> str:
         cells += [f"{100 * k['err']:.2f}", f"{k['nll']:.3f}", f"{100 * k['ece']:.2f}"] if k else ["-"] * 3
         lines.append(f"| {dataset} | {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def mollification_examples(image: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...], num_classes: int,
+                           npow: float, bpow: float, path: Path) -> None:
+    """The paper's figure of mollified examples: rows noise / blur, columns t = 0, 0.1, ..., 1,
+    each titled with the target confidence of the true class, 1 - gamma + gamma / K (`ls`)."""
+    import torch
+
+    from mollify.augment.mollification import add_noise, gamma_blur, gamma_noise, heat_blur
+
+    t = torch.linspace(0, 1, 11)
+    m = torch.tensor(mean).view(1, -1, 1, 1)
+    s = torch.tensor(std).view(1, -1, 1, 1)
+    x = ((torch.from_numpy(image).float()[None] / 255 - m) / s).expand(len(t), -1, -1, -1)
+    eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    rows = {"noise": (add_noise(x, t, eps), gamma_noise(t, npow)), "blur": (heat_blur(x, t), gamma_blur(t, bpow))}
+    fig, axes = plt.subplots(2, len(t), figsize=(1.3 * len(t), 3.0))
+    for r, (name, (images, gamma)) in enumerate(rows.items()):
+        shown = (images * s + m).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+        for c in range(len(t)):
+            ax = axes[r, c]
+            ax.imshow(shown[c], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            confidence = float(1 - gamma[c] + gamma[c] / num_classes)
+            ax.set_title(f"{confidence:.2f}", fontsize=8)
+            if r == 1:
+                ax.set_xlabel(f"t={float(t[c]):.1f}", fontsize=8)
+        axes[r, 0].set_ylabel(name)
+    fig.suptitle("mollified examples (title: target confidence of the true class)", fontsize=9)
+    _save(fig, path)

@@ -12,14 +12,13 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from mollify.augment import Augmentation
+from mollify.augment import Augmentation, Targets
 from mollify.device import Normalize, autocast
 from mollify.io import load_torch, save_torch
 
@@ -63,13 +62,16 @@ def train(
     labels: torch.Tensor,
     augment: Augmentation,
     normalize: Normalize,
+    targets: Targets,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     settings: TrainSettings,
     checkpoint: Path | None = None,
     fingerprint: str = "",
     show_progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Train `model` in place on uint8 `images` (already on the model's device); return the
-    per-epoch log. With `checkpoint`, state is saved after each epoch and a matching checkpoint
+    """Train `model` in place on uint8 `images` (already on the model's device): per-image
+    `augment`, `normalize`, then `targets` (labels -> soft targets: mixup/cutmix, mollification)
+    and `loss_fn` on the soft targets. Returns the per-epoch log. With `checkpoint`, state is saved after each epoch and a matching checkpoint
     (same `fingerprint`) is resumed from."""
     device = images.device
     n = len(images)
@@ -105,16 +107,16 @@ def train(
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(step, total_steps, settings.warmup_epochs * steps_per_epoch, settings.lr)
                 idx = order[i * batch : (i + 1) * batch]
-                x = normalize(augment(images[idx], g))
                 y = labels[idx]
+                x, soft_targets = targets(normalize(augment(images[idx], g)), y, g)
                 with autocast(device, settings.precision):
                     logits = model(x)
-                loss = F.cross_entropy(logits.float(), y)
+                loss = loss_fn(logits, soft_targets)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 loss_sum += loss.detach()
-                correct += (logits.argmax(1) == y).sum()
+                correct += (logits[:, : targets.num_classes].argmax(1) == y).sum()
                 if i % 20 == 19 or i == steps_per_epoch - 1:  # a host sync every 20 steps, not every step
                     seen = (i + 1) * batch
                     progress.update(task, completed=step + 1, loss=float(loss_sum) / (i + 1), acc=float(correct) / seen,

@@ -63,20 +63,22 @@ class PerSample:
         return torch.stack([self.transform(image) for image in x])
 
 
-def _trivial_augment_wide() -> Callable[[torch.Tensor], torch.Tensor]:
+POLICIES = ("trivaug", "randaug", "autoaug", "augmix")
+
+
+def make_policy(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """torchvision's TrivialAugmentWide, RandAugment, AutoAugment (ImageNet policy) or AugMix
+    (the transform only, no JSD loss), with torchvision's defaults as in the paper."""
     from torchvision.transforms import v2  # imported on use: torchvision adds seconds to every stage's start
 
-    return v2.TrivialAugmentWide()
-
-
-POLICIES: dict[str, Callable[[], Callable[[torch.Tensor], torch.Tensor]]] = {
-    "trivaug": _trivial_augment_wide,
-}
+    factories = {"trivaug": v2.TrivialAugmentWide, "randaug": v2.RandAugment, "autoaug": v2.AutoAugment, "augmix": v2.AugMix}
+    return factories[name]()
 
 
 def compose(names: list[str], crop_padding: int = 4, rotation_degrees: float = 15.0) -> Augmentation:
-    """The base augmentation of a recipe: geometric steps (flip, crop, rotate) then the policy,
-    in that fixed order whatever the order of `names`."""
+    """The per-image augmentation of a recipe: geometric steps (flip, crop, rotate) then the
+    policies, in that fixed order whatever the order of `names`; names of batch-level steps
+    (mixup, cutmix) are left to `Targets`."""
     steps: list[Augmentation] = []
     if "flip" in names:
         steps.append(random_flip)
@@ -84,7 +86,7 @@ def compose(names: list[str], crop_padding: int = 4, rotation_degrees: float = 1
         steps.append(lambda x, g: random_crop(x, crop_padding, g))
     if "rotate" in names:
         steps.append(lambda x, g: random_rotation(x, rotation_degrees, g))
-    steps += [PerSample(factory()) for name, factory in POLICIES.items() if name in names]
+    steps += [PerSample(make_policy(name)) for name in POLICIES if name in names]
 
     def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         for step in steps:

@@ -6,11 +6,13 @@ parameters; the docstrings name the reference call whose output they reproduce.
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 
 def gaussian_noise(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
@@ -136,9 +138,12 @@ def pixelate(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
 
 
 def jpeg_compression(x: torch.Tensor, c: int, g: torch.Generator) -> torch.Tensor:
-    """Encode as JPEG at quality c and decode (libjpeg through torchvision, as PIL's `save`)."""
-    import torchvision.io  # imported on use: torchvision adds seconds to every stage's start
-
-    images = list(torch.round(x * 255).to(torch.uint8).cpu())
-    decoded = torchvision.io.decode_jpeg(torchvision.io.encode_jpeg(images, quality=int(c)))
-    return (torch.stack(decoded).to(x.device, x.dtype) / 255)
+    """Encode as JPEG at quality c and decode with Pillow, image by image (reference `x.save(output,
+    'JPEG', quality=c)`): libjpeg has no batched API, and Pillow keeps the reference's defaults."""
+    images = torch.round(x * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    out = []
+    for image in images:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, "JPEG", quality=int(c))
+        out.append(np.asarray(Image.open(buffer)))
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(x.device, x.dtype) / 255

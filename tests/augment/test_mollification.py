@@ -1,0 +1,166 @@
+"""The mathematics of supervised mollification (shared/reference/methods.md)."""
+
+import math
+
+import pytest
+import torch
+import torch_dct
+
+from mollify.augment.mollification import (
+    Mollification, add_noise, blur_sigma, gamma_blur, gamma_noise, heat_blur, noise_schedule, smooth_targets,
+)
+from mollify.data.synthetic import generate
+from mollify.losses import binary_cross_entropy, normalized_cross_entropy, soft_cross_entropy
+
+
+def _images(n: int = 16) -> torch.Tensor:
+    x = torch.from_numpy(generate(n, seed=0)[0]).float() / 255
+    return (x - 0.5) / 0.25
+
+
+def test_blur_sigma_schedule():
+    t = torch.tensor([0.0, 0.2, 0.5, 0.9, 1.0])
+    sigma = blur_sigma(t, 32)
+    assert sigma[0] == pytest.approx(0.3) and sigma[-1] == pytest.approx(32)
+    assert sigma[1:4].tolist() == pytest.approx([0.76, 3.1, 20.0], abs=0.05 * 20)
+    assert sigma[2] == pytest.approx(math.sqrt(0.3 * 32), rel=1e-6)  # geometric midpoint, ~3.1
+    assert blur_sigma(torch.tensor(0.2), 32) == pytest.approx(0.76, abs=0.01)
+    assert blur_sigma(torch.tensor(0.9), 32) == pytest.approx(20.0, rel=0.03)
+
+
+def test_blur_at_t0_is_nearly_identity_and_keeps_channel_means():
+    x = _images()
+    t0 = heat_blur(x, torch.zeros(len(x)))
+    assert (t0 - x).abs().mean() < 0.05 * x.abs().mean()  # sigma 0.3 px: almost nothing
+    t = torch.rand(len(x), generator=torch.Generator().manual_seed(0))
+    blurred = heat_blur(x, t)
+    torch.testing.assert_close(blurred.mean(dim=(2, 3)), x.mean(dim=(2, 3)), atol=1e-4, rtol=0)
+    flat = heat_blur(x, torch.ones(len(x)))
+    assert flat.std(dim=(2, 3)).max() < 0.1 * x.std(dim=(2, 3)).min()  # nearly flat at the means
+    # more t, more blur: high-frequency energy falls monotonically
+    energies = [heat_blur(x, torch.full((len(x),), v)).diff(dim=-1).pow(2).mean() for v in (0.0, 0.3, 0.6, 0.9)]
+    assert all(a > b for a, b in zip(energies, energies[1:]))
+
+
+def test_blur_equals_torch_dct_linear_layers():
+    """Our matmul DCT is torch-dct's LinearDCT / apply_linear_2d (unnormalised)."""
+    x = _images(4)
+    t = torch.tensor([0.1, 0.4, 0.7, 1.0])
+    dct, idct = torch_dct.LinearDCT(32, "dct"), torch_dct.LinearDCT(32, "idct")
+    freqs = math.pi * torch.arange(32) / 32
+    lam = freqs[:, None] ** 2 + freqs[None] ** 2
+    decay = torch.exp(-lam[None, None] * (blur_sigma(t, 32) ** 2 / 2)[:, None, None, None])
+    ref = torch_dct.apply_linear_2d(decay * torch_dct.apply_linear_2d(x, dct), idct)
+    torch.testing.assert_close(heat_blur(x, t), ref, atol=1e-4, rtol=1e-4)
+
+
+def test_noise_keeps_unit_variance():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 3, 32, 32, generator=g)
+    for value in (0.0, 0.3, 0.7, 1.0):
+        t = torch.full((256,), value)
+        xt = add_noise(x, t, torch.randn(x.shape, generator=g))
+        assert float(xt.var()) == pytest.approx(1.0, abs=0.01)
+    a, s = noise_schedule(torch.linspace(0, 1, 11))
+    torch.testing.assert_close(a**2 + s**2, torch.ones(11))
+
+
+def test_label_schedules():
+    t = torch.linspace(0, 1, 21)
+    torch.testing.assert_close(gamma_noise(t, 1.0), torch.sin(math.pi * t / 2) ** 2)
+    a, s = noise_schedule(t[1:])
+    torch.testing.assert_close(gamma_noise(t[1:], 2.0), (1 / (1 + a**2 / s**2)) ** 2)  # the SNR form
+    assert gamma_noise(torch.tensor(0.0)) == 0 and gamma_noise(torch.tensor(1.0)) == pytest.approx(1.0)
+    for bpow in (0.5, 1.0, 2.0):
+        torch.testing.assert_close(gamma_blur(t, bpow), t**bpow)
+
+
+def test_target_modes():
+    y = torch.nn.functional.one_hot(torch.tensor([2, 0, 1]), 4).float()
+    gamma = torch.tensor([0.0, 0.5, 1.0])
+    ls = smooth_targets(y, gamma, "ls", 4)
+    torch.testing.assert_close(ls.sum(1), torch.ones(3))
+    torch.testing.assert_close(ls[1], torch.tensor([0.5 + 0.125, 0.125, 0.125, 0.125]))
+    torch.testing.assert_close(ls[2], torch.full((4,), 0.25))
+    torch.testing.assert_close(smooth_targets(y, gamma, "ld", 4), (1 - gamma)[:, None] * y)
+    y5 = torch.nn.functional.pad(y, (0, 1))
+    la = smooth_targets(y5, gamma, "la", 4)
+    torch.testing.assert_close(la[:, 4], gamma)
+    torch.testing.assert_close(la[:, :4], y)
+    lm = smooth_targets(y5, gamma, "lm", 4)
+    torch.testing.assert_close(lm.sum(1), torch.ones(3))
+
+
+def test_roles_and_beta_moments_over_many_samples():
+    n = 60_000
+    m = Mollification(num_classes=10, roles="xnbe", alpha=2.0, beta=5.0)
+    torch.manual_seed(0)
+    letters, t = m.sample(n, torch.device("cpu"), torch.Generator().manual_seed(0))
+    for c in "xnbe":
+        assert (letters == ord(c)).double().mean() == pytest.approx(0.25, abs=0.01)
+    assert bool((t[letters == ord("x")] == 0).all()) and bool((t[letters == ord("e")] == 1).all())
+    tb = t[(letters == ord("n")) | (letters == ord("b"))].double()
+    mean, var = 2 / 7, (2 * 5) / (7**2 * 8)
+    assert float(tb.mean()) == pytest.approx(mean, abs=0.005)
+    assert float(tb.var()) == pytest.approx(var, rel=0.05)
+
+
+def test_default_batch_mollifies_two_thirds_and_targets_match_roles():
+    x = _images(12).repeat(250, 1, 1, 1)
+    labels = torch.arange(3000) % 10
+    y = torch.nn.functional.one_hot(labels, 10).float()
+    torch.manual_seed(0)
+    m = Mollification(num_classes=10)
+    xm, ym = m(x, y, torch.Generator().manual_seed(0))
+    changed = (xm - x).flatten(1).abs().amax(1) > 1e-6
+    assert changed.double().mean() == pytest.approx(2 / 3, abs=0.03)
+    assert torch.equal(xm[~changed], x[~changed]) and torch.equal(ym[~changed], y[~changed])
+    torch.testing.assert_close(ym.sum(1), torch.ones(3000))
+    # each mollified target is y_t = gamma / K + (1 - gamma) y with gamma in [0, 1]
+    gamma = (1 - ym.gather(1, labels[:, None]).squeeze(1)) * 10 / 9
+    assert bool(((gamma >= -1e-6) & (gamma <= 1 + 1e-6)).all())
+
+
+def test_la_adds_one_class_and_pure_noise_role():
+    m = Mollification(num_classes=10, roles="e", label_mode="la")
+    assert m.output_classes == 11
+    x = _images(8)
+    xm, ym = m(x, torch.nn.functional.one_hot(torch.arange(8), 10).float(), torch.Generator().manual_seed(0))
+    assert ym.shape == (8, 11)
+    torch.testing.assert_close(ym, torch.full((8, 11), 1 / 11))  # `e`: uniform target, t = 1
+    assert abs(float(xm.mean())) < 0.1 and float(xm.std()) == pytest.approx(1.0, abs=0.05)
+
+
+def test_combined_variant_blurs_then_noises_one_image():
+    x = _images(64)
+    y = torch.nn.functional.one_hot(torch.arange(64) % 10, 10).float()
+    m = Mollification(num_classes=10, roles="n", combined=True)
+    torch.manual_seed(3)
+    xm, ym = m(x, y, torch.Generator().manual_seed(1))
+    torch.manual_seed(3)  # replay the same draws
+    g = torch.Generator().manual_seed(1)
+    _, t = m.sample(64, x.device, g)
+    eps = torch.randn(x.shape, generator=g)
+    torch.testing.assert_close(xm, add_noise(heat_blur(x, t), t, eps))
+    gamma = 1 - (1 - gamma_noise(t)) * (1 - gamma_blur(t))
+    torch.testing.assert_close(ym, smooth_targets(y, gamma, "ls", 10))
+
+
+def test_bad_settings_rejected():
+    with pytest.raises(ValueError, match="roles"):
+        Mollification(num_classes=10, roles="xq")
+    with pytest.raises(ValueError, match="label mode"):
+        Mollification(num_classes=10, label_mode="lx")
+
+
+def test_losses_on_soft_targets():
+    logits = torch.randn(32, 10, generator=torch.Generator().manual_seed(0))
+    labels = torch.randint(0, 10, (32,), generator=torch.Generator().manual_seed(1))
+    onehot = torch.nn.functional.one_hot(labels, 10).float()
+    torch.testing.assert_close(soft_cross_entropy(logits, onehot), torch.nn.functional.cross_entropy(logits, labels))
+    torch.testing.assert_close(binary_cross_entropy(logits, onehot),
+                               torch.nn.functional.binary_cross_entropy_with_logits(logits, onehot))
+    # NCE: CE + log Z, Z = sum_k (g - f_k) / (log g - log f_k); uniform logits give Z = K g = 1
+    uniform = torch.zeros(4, 10)
+    torch.testing.assert_close(normalized_cross_entropy(uniform, onehot[:4]), torch.tensor(math.log(10)))
+    assert torch.isfinite(normalized_cross_entropy(logits, onehot))
