@@ -8,7 +8,7 @@ import typer
 from rich.progress import track
 
 from mollify import paths
-from mollify.cli import run
+from mollify.cli import DATASET, PARAMS, run
 from mollify.config import load_params
 from mollify.corruptions import corrupt
 from mollify.data import load_split
@@ -20,8 +20,8 @@ app = typer.Typer(add_completion=False)
 
 @app.command()
 def main(
-    dataset: str = typer.Option(..., help="a dataset prepared by the data stage"),
-    params: Path = typer.Option(Path("params.yaml"), help="the params file"),
+    dataset: str = DATASET,
+    params: Path = PARAMS,
 ) -> None:
     """Write data/<dataset>/corrupted/<corruption>/s<severity>.npy and labels.npy."""
     cfg = load_params(params)

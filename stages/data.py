@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from mollify import paths
-from mollify.cli import run
+from mollify.cli import DATASET, PARAMS, run
 from mollify.config import load_params
 from mollify.data import prepare_dataset
 
@@ -14,8 +14,8 @@ app = typer.Typer(add_completion=False)
 
 @app.command()
 def main(
-    dataset: str = typer.Option(..., help="demo, cifar10, cifar100 or tinyimagenet"),
-    params: Path = typer.Option(Path("params.yaml"), help="the params file"),
+    dataset: str = DATASET,
+    params: Path = PARAMS,
 ) -> None:
     """Generate the embedded demo set, or download, verify and convert a real dataset to .npy."""
     cfg = load_params(params)

@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from mollify import paths
-from mollify.cli import run
+from mollify.cli import PARAMS, run
 from mollify.config import MollifyConfig, Params, load_params
 from mollify.data import load_meta, load_split
 from mollify.io import load_csv, load_json, save_csv, save_text
@@ -37,7 +37,7 @@ def _mollification_figure(cfg: Params, path: Path) -> None:
 
 
 @app.command()
-def main(params: Path = typer.Option(Path("params.yaml"), help="the params file")) -> None:
+def main(params: Path = PARAMS) -> None:
     """Write plots/compare/*.csv (all datasets x methods, for the top-level `plots:` of dvc.yaml),
     plots/figures/*.png (incl. mollified examples) and plots/results.md."""
     cfg = load_params(params)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from mollify.cli import run
+from mollify.cli import DATASET, METHOD, PARAMS, run
 from mollify.config import load_params
 from mollify.experiment import train_method
 
@@ -13,9 +13,9 @@ app = typer.Typer(add_completion=False)
 
 @app.command()
 def main(
-    dataset: str = typer.Option(..., help="a dataset prepared by the data stage"),
-    method: str = typer.Option(..., help="a recipe name from `recipes` in params.yaml"),
-    params: Path = typer.Option(Path("params.yaml"), help="the params file"),
+    dataset: str = DATASET,
+    method: str = METHOD,
+    params: Path = PARAMS,
 ) -> None:
     """Train and write data/<dataset>/models/<method>.pt; a killed run resumes from its last epoch."""
     cfg = load_params(params)

@@ -17,3 +17,9 @@ def run(app: typer.Typer) -> None:
     except MollifyError as e:
         Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/bold red] {e}")
         sys.exit(2)
+
+
+# the options the stage CLIs share
+DATASET = typer.Option(..., help="demo, cifar10, cifar100 or tinyimagenet (made by the data stage)")
+METHOD = typer.Option(..., help="a recipe name: a key of `recipes` in params.yaml")
+PARAMS = typer.Option("params.yaml", help="the params file")

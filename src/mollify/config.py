@@ -50,9 +50,7 @@ class CorruptConfig(Section):
     @field_validator("corruptions")
     @classmethod
     def _known_corruptions(cls, names: list[str]) -> list[str]:
-        for name in names:
-            _check_member(name, CORRUPTIONS, "corruption")
-        return names
+        return _check_members(names, CORRUPTIONS, "corruption")
 
     @field_validator("severities")
     @classmethod
@@ -136,14 +134,11 @@ class Params(Section):
     @field_validator("datasets")
     @classmethod
     def _known_datasets(cls, names: list[str]) -> list[str]:
-        for name in names:
-            _check_member(name, DATASETS, "dataset")
-        return names
+        return _check_members(names, DATASETS, "dataset")
 
     @model_validator(mode="after")
     def _methods_have_recipes(self) -> Params:
-        for name in self.methods:
-            _check_member(name, self.recipes, "method", _RECIPE_KEYS)
+        _check_members(self.methods, self.recipes, "method", _RECIPE_KEYS)
         return self
 
     def recipe(self, method: str) -> MethodConfig:
@@ -162,6 +157,12 @@ def _check_member(name: str, choices: Any, what: str, choices_are: str = "Choice
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"unknown {what} {name!r}.{hint} {choices_are}: {', '.join(sorted(choices))}")
     return name
+
+
+def _check_members(names: list[str], choices: Any, what: str, choices_are: str = "Choices") -> list[str]:
+    for name in names:
+        _check_member(name, choices, what, choices_are)
+    return names
 
 
 def _describe(error: dict[str, Any]) -> str:

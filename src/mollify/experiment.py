@@ -46,7 +46,8 @@ def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = T
     )
     augment = compose(recipe.augment, cfg.train.crop_padding, cfg.train.rotation_degrees)
     fingerprint = _fingerprint({"settings": asdict(settings), "recipe": recipe.model_dump(), "model": model_name,
-                                "train": cfg.train.model_dump(), "data": hashlib.sha256(x.tobytes()).hexdigest()})
+                                "train": cfg.train.model_dump(), "data": hashlib.sha256(x.tobytes()).hexdigest(),
+                                "code": _code_fingerprint()})
     history = train(
         model, torch.from_numpy(x).to(device), torch.from_numpy(y).to(device), augment,
         Normalize(meta.mean, meta.std, device, cfg.train.channels_last), targets, LOSSES[recipe.loss], settings,
@@ -69,6 +70,14 @@ def build_targets(recipe: MethodConfig, num_classes: int) -> Targets:
 
 def _fingerprint(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _code_fingerprint() -> str:
+    """Hash of the library's source: a checkpoint made by other code is not resumed."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def load_model(dataset: str, method: str, device: torch.device) -> nn.Module:

@@ -47,10 +47,13 @@ class BasicBlock(nn.Module):
 
 
 class PreActBlock(nn.Module):
-    """Pre-activation basic block: BN-ReLU-conv-BN-ReLU-conv + shortcut of the raw input (as in
-    the mollification reference's presnet.py; the projection sees x, not BN-ReLU(x))."""
+    """Pre-activation basic block: BN-ReLU-conv-BN-ReLU-conv + shortcut.
+
+    The projection shortcut sees the raw input x (the mollification reference's presnet.py);
+    `project_activated` blocks (WRN) project BN-ReLU(x) instead."""
 
     expansion = 1
+    project_activated = False
 
     def __init__(self, cin: int, cout: int, stride: int = 1):
         super().__init__()
@@ -59,9 +62,11 @@ class PreActBlock(nn.Module):
         self.shortcut = _shortcut(cin, cout, stride, with_bn=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(F.relu(self.bn1(x)))
-        out = self.conv2(F.relu(self.bn2(out)))
-        return out + self.shortcut(x)
+        activated = F.relu(self.bn1(x))
+        projected = self.project_activated and not isinstance(self.shortcut, nn.Identity)
+        shortcut = self.shortcut(activated if projected else x)
+        out = self.conv2(F.relu(self.bn2(self.conv1(activated))))
+        return out + shortcut
 
 
 class PreActBottleneck(nn.Module):
@@ -84,22 +89,11 @@ class PreActBottleneck(nn.Module):
         return out + self.shortcut(x)
 
 
-class WideBlock(nn.Module):
-    """WRN pre-activation block: BN-ReLU-conv3x3-BN-ReLU-conv3x3 (+ 1x1 projection shortcut)."""
+class WideBlock(PreActBlock):
+    """WRN block (Zagoruyko & Komodakis 2016): a pre-activation block whose 1x1 projection
+    shortcut takes the activated input."""
 
-    expansion = 1
-
-    def __init__(self, cin: int, cout: int, stride: int = 1):
-        super().__init__()
-        self.bn1, self.conv1 = nn.BatchNorm2d(cin), conv3x3(cin, cout, stride)
-        self.bn2, self.conv2 = nn.BatchNorm2d(cout), conv3x3(cout, cout)
-        self.shortcut = _shortcut(cin, cout, stride, with_bn=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(x))
-        shortcut = x if isinstance(self.shortcut, nn.Identity) else self.shortcut(out)
-        out = self.conv2(F.relu(self.bn2(self.conv1(out))))
-        return out + shortcut
+    project_activated = True
 
 
 class ResidualNet(nn.Module):
