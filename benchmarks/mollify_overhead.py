@@ -15,7 +15,7 @@ import time
 import torch
 import typer
 
-from mollify.augment import Mollification, Targets
+from mollify.augment import Mollification, BatchRecipe
 from mollify.device import Normalize, autocast, resolve_device
 from mollify.losses import soft_cross_entropy
 from mollify.models import create_model
@@ -29,14 +29,14 @@ def main(steps: int = 10, device: str = "auto", batch: int = 128, model: str = "
     images = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8, device=dev)
     labels = torch.randint(0, 10, (batch,), device=dev)
     normalize = Normalize((0.49, 0.48, 0.45), (0.25, 0.24, 0.26), dev, channels_last=True)
-    variants = {"plain": Targets(10), "mollify": Targets(10, mollification=Mollification(10))}
+    variants = {"plain": BatchRecipe(10), "mollify": BatchRecipe(10, mollification=Mollification(10))}
     g = torch.Generator(device=dev).manual_seed(0)
 
     def sync() -> None:
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    def step(targets: Targets) -> float:
+    def step(targets: BatchRecipe) -> float:
         sync()
         start = time.perf_counter()
         x, y = targets(normalize(images), labels, g)

@@ -94,3 +94,16 @@ def test_stage_cli_rejects_missing_input(workdir, monkeypatch, capsys):
 def test_missing_params_file(tmp_path):
     with pytest.raises(MollifyError, match="not found"):
         load_params(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(("recipe", "message"), [
+    ({"augment": ["flip"], "mollify": {}, "nfm": {}}, "at most one batch-level robustness method per recipe, got mollify + nfm"),
+    ({"augment": ["flip", "mixup"], "nfm": {}}, "nfm does its own mixing or target softening; remove mixup"),
+    ({"augment": ["flip", "crop"], "softaug": {}}, "softaug replaces the standard random crop"),
+    ({"augment": ["mixup", "cutmix"]}, "mixup and cutmix exclude each other"),
+    ({"augment": ["flip"], "mc_dropout": 1.0}, "recipes.bad.mc_dropout: Input should be less than 1"),
+])
+def test_incompatible_recipes_are_rejected(recipe, message):
+    raw = _raw()
+    raw["recipes"]["bad"] = recipe
+    assert message in _error(raw)

@@ -31,9 +31,11 @@ def _numpy_reference(probs: np.ndarray, labels: np.ndarray, n_bins: int) -> dict
     onehot = np.eye(probs.shape[1])[labels]
     with np.errstate(divide="ignore"):
         nll = -np.log(probs[np.arange(len(labels)), labels])
+    confident = conf > 0.9
     return {
         "acc": correct.mean(), "err": 1 - correct.mean(), "nll": nll.mean(), "ece": ece,
         "brier": ((probs - onehot) ** 2).sum(1).mean(),
+        "acc90": correct[confident].mean(), "freq90": confident.mean(), "unc90": (conf[~correct] <= 0.9).mean(),
     }
 
 
@@ -69,10 +71,11 @@ def test_ece_matches_torchmetrics(seed):
 def test_perfect_and_uniform_predictions():
     labels = torch.arange(10)
     perfect = classification_metrics(torch.eye(10, dtype=torch.float64), labels)
-    assert perfect == {"acc": 1.0, "err": 0.0, "nll": 0.0, "ece": 0.0, "brier": 0.0}
+    assert perfect == {"acc": 1.0, "err": 0.0, "nll": 0.0, "ece": 0.0, "brier": 0.0, "acc90": 1.0, "freq90": 1.0, "unc90": None}
     uniform = classification_metrics(torch.full((10, 10), 0.1, dtype=torch.float64), labels)
     assert uniform["nll"] == pytest.approx(np.log(10))
     assert uniform["brier"] == pytest.approx(0.9)
+    assert uniform["acc90"] is None and uniform["freq90"] == 0.0 and uniform["unc90"] == 1.0
 
 
 def test_nll_of_a_zero_probability_is_large_but_finite():

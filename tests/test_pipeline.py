@@ -26,7 +26,7 @@ def test_dvc_repro_end_to_end(workdir):
     for method in ("baseline", "trivaug_mollify"):
         metrics = json.loads((workdir / "metrics/demo" / f"{method}.json").read_text())
         assert set(metrics) == {"clean", "corrupted", "corrupted_extra"}
-        assert set(metrics["clean"]) == {"acc", "err", "nll", "ece", "brier"}
+        assert set(metrics["clean"]) == {"acc", "err", "nll", "ece", "brier", "acc90", "freq90", "unc90"}
         assert metrics["corrupted"]["n_corruptions"] == 8 and metrics["corrupted_extra"]["n_corruptions"] == 1
         assert set(metrics["corrupted"]["by_severity"]) == {"1", "3", "5"}
         assert set(metrics["corrupted"]["by_group"]) == {"noise", "blur", "digital"}

@@ -41,3 +41,18 @@ def test_overrides_of_unknown_keys_fail_at_composition():
     with pytest.raises(ConfigCompositionException):
         _compose("train.epoch=3")
     assert _compose("train.epochs=3")["train"]["epochs"] == 3
+
+
+@pytest.mark.parametrize(("profile", "model", "schedule"), [
+    ("nfm", "preact_resnet18", "step"), ("softaug", "resnet18", "cosine"), ("smoothing", "resnet18", "step"),
+])
+def test_method_profiles_compose_and_validate(profile, model, schedule):
+    cfg = parse_params(_compose(f"profile={profile}"))
+    assert (cfg.train.model, cfg.train.schedule) == (model, schedule)
+    for method in cfg.methods:
+        cfg.recipe(method)
+    if profile == "nfm":
+        assert cfg.train.milestones == [100, 150, 180] and cfg.recipe("nfm_recipe").nfm.add_level == 0.4
+    if profile == "smoothing":
+        assert cfg.train.milestones == [61, 121, 161] and cfg.train.lr_decay == 0.2
+        assert cfg.recipe("smooth_mcdo").mc_dropout == 0.3 and cfg.recipe("smooth_mcdo").smoothing

@@ -67,6 +67,9 @@ class TrainConfig(Section):
     nesterov: bool = True
     weight_decay: float = Field(5e-4, ge=0)
     warmup_epochs: int = Field(0, ge=0)
+    schedule: Literal["cosine", "step"] = Field("cosine", description="cosine to 0, or x lr_decay at each milestone")
+    milestones: list[PositiveInt] = Field(default_factory=list, description="epochs of the step schedule's decays")
+    lr_decay: float = Field(0.1, gt=0, le=1)
     crop_padding: int = Field(4, ge=0)
     rotation_degrees: float = Field(15.0, ge=0, le=180)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
@@ -90,13 +93,48 @@ class MollifyConfig(Section):
     combined: bool = Field(False, description="the pseudo-code variant: blur then noise on one image with one t")
 
 
+class NFMConfig(Section):
+    """Noisy Feature Mixup (augment/nfm.py); levels 0 = (manifold) mixup."""
+
+    alpha: float = Field(1.0, ge=0, description="lam ~ Beta(alpha, alpha); 0: no mixing (and no noise)")
+    add_level: float = Field(0.4, ge=0)
+    mult_level: float = Field(0.2, ge=0)
+    manifold: bool = Field(True, description="mix at the input or after a random residual stage")
+
+
+class SoftAugConfig(Section):
+    """Soft Augmentation's soft crop (augment/soft_augmentation.py)."""
+
+    sigma_crop: float = Field(12.0, gt=0, description="crop offsets ~ N(0, sigma_crop) pixels")
+    power: float = Field(2.0, gt=0, description="p = 1 - (1 - 1/K)(1 - visible)^power")
+    background: float = Field(0.01, ge=0)
+    weight_by_confidence: bool = Field(True, description="weight each sample's loss by p, as the released code")
+    final_epochs_without: int = Field(20, ge=0, description="last epochs with the soft crop off (reference fine-tune)")
+
+
 class MethodConfig(Section):
-    """A named recipe: base augmentations, optional mollification, loss (+ model override)."""
+    """A named recipe: base augmentations, at most one batch-level robustness method
+    (mollify | nfm | softaug), model options, loss (+ model override)."""
 
     augment: list[Augmentation] = Field(default_factory=list)
     mollify: MollifyConfig | None = None
+    nfm: NFMConfig | None = None
+    softaug: SoftAugConfig | None = None
+    smoothing: bool = Field(False, description="TanhBlur spatial smoothing after each stage")
+    mc_dropout: float = Field(0.0, ge=0, lt=1, description="test-time dropout rate in each block (0: off)")
     loss: Literal["ce", "nce", "bce"] = "ce"
     model: str | None = None
+
+    @model_validator(mode="after")
+    def _compatible(self) -> MethodConfig:
+        chosen = [name for name in ("mollify", "nfm", "softaug") if getattr(self, name) is not None]
+        if len(chosen) > 1:
+            raise ValueError(f"at most one batch-level robustness method per recipe, got {' + '.join(chosen)}")
+        if chosen and chosen[0] in ("nfm", "softaug") and self.mix:
+            raise ValueError(f"{chosen[0]} does its own mixing or target softening; remove {self.mix} from augment")
+        if self.softaug is not None and "crop" in self.augment:
+            raise ValueError("softaug replaces the standard random crop; remove crop from augment")
+        return self
 
     @field_validator("model")
     @classmethod
@@ -118,6 +156,8 @@ class MethodConfig(Section):
 class EvaluateConfig(Section):
     batch_size: PositiveInt = 1000
     ece_bins: PositiveInt = 15
+    mc_samples: PositiveInt = Field(10, description="stochastic passes averaged for MC-dropout models")
+    mc_sweep: list[PositiveInt] = Field([1, 2, 5, 10, 50], description="clean-set metrics for each n (MC-dropout models)")
 
 
 class Params(Section):

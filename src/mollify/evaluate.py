@@ -16,20 +16,29 @@ SUMMARY_KEYS = ("err", "nll", "ece")
 
 @torch.no_grad()
 def predict_probs(model: nn.Module, images: np.ndarray | torch.Tensor, normalize: Normalize, device: torch.device,
-                  batch_size: int = 1000, precision: str = "auto") -> torch.Tensor:
-    """Softmax of the model on uint8 images, batch by batch: float64 (N, K) on the CPU."""
+                  batch_size: int = 1000, precision: str = "auto", samples: int = 1) -> torch.Tensor:
+    """Softmax of the model on uint8 images, batch by batch: float64 (N, K) on the CPU; the mean
+    over `samples` stochastic passes for models with test-time dropout."""
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
-        x = torch.as_tensor(np.asarray(images[start : start + batch_size])).to(device, non_blocking=True)
-        with autocast(device, precision):
-            logits = model(normalize(x))
-        out.append(torch.softmax(logits.double(), dim=1).cpu())
+        x = normalize(torch.as_tensor(np.asarray(images[start : start + batch_size])).to(device, non_blocking=True))
+        probs = 0
+        for _ in range(samples):
+            with autocast(device, precision):
+                logits = model(x)
+            probs = probs + torch.softmax(logits.double(), dim=1)
+        out.append((probs / samples).cpu())
     return torch.cat(out)
 
 
-def _mean(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, float]:
-    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+def _mean(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, float | None]:
+    """Plain mean per key; None values (acc90 of a set without confident predictions) are skipped."""
+    means: dict[str, float | None] = {}
+    for k in keys:
+        values = [r[k] for r in rows if r[k] is not None]
+        means[k] = float(np.mean(values)) if values else None
+    return means
 
 
 def summarize(clean: dict[str, float], table: list[dict[str, Any]]) -> dict[str, Any]:

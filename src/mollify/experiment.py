@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from mollify import paths
-from mollify.augment import Mollification, Targets, compose
+from mollify.augment import BatchRecipe, Mollification, NoisyFeatureMixup, SoftAugmentation, compose
 from mollify.config import MethodConfig, Params
 from mollify.data import DatasetMeta, load_meta, load_split
 from mollify.device import Normalize, resolve_device
@@ -23,7 +23,7 @@ from mollify.evaluate import predict_probs, summarize
 from mollify.io import load_npy, load_torch, save_csv, save_json, save_torch
 from mollify.losses import LOSSES
 from mollify.metrics import classification_metrics, reliability_bins
-from mollify.models import create_model
+from mollify.models import create_model, is_stochastic
 from mollify.train import TrainSettings, train
 
 
@@ -34,15 +34,17 @@ def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = T
     x, y = load_split(paths.clean_dir(dataset), "train")
     recipe = cfg.recipe(method)
     model_name = cfg.model_name(method)
-    targets = build_targets(recipe, meta.num_classes)
+    batch_recipe = build_recipe(recipe, meta.num_classes)
+    model_options = {"smoothing": recipe.smoothing, "mc_dropout": recipe.mc_dropout}
     torch.manual_seed(cfg.seed)  # weight initialisation
-    model = create_model(model_name, targets.output_classes).to(device)
+    model = create_model(model_name, batch_recipe.output_classes, **model_options).to(device)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     settings = TrainSettings(
         epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, lr=cfg.train.lr, momentum=cfg.train.momentum,
         nesterov=cfg.train.nesterov, weight_decay=cfg.train.weight_decay, warmup_epochs=cfg.train.warmup_epochs,
-        seed=cfg.seed, precision=cfg.train.precision,
+        seed=cfg.seed, precision=cfg.train.precision, schedule=cfg.train.schedule,
+        milestones=tuple(cfg.train.milestones), lr_decay=cfg.train.lr_decay,
     )
     augment = compose(recipe.augment, cfg.train.crop_padding, cfg.train.rotation_degrees)
     fingerprint = _fingerprint({"settings": asdict(settings), "recipe": recipe.model_dump(), "model": model_name,
@@ -50,22 +52,25 @@ def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = T
                                 "code": _code_fingerprint()})
     history = train(
         model, torch.from_numpy(x).to(device), torch.from_numpy(y).to(device), augment,
-        Normalize(meta.mean, meta.std, device, cfg.train.channels_last), targets, LOSSES[recipe.loss], settings,
+        Normalize(meta.mean, meta.std, device, cfg.train.channels_last), batch_recipe, LOSSES[recipe.loss], settings,
         checkpoint=paths.checkpoint_file(dataset, method), fingerprint=fingerprint, show_progress=show_progress,
     )
     save_torch(paths.model_file(dataset, method), {
-        "model": model_name, "num_classes": targets.output_classes, "state_dict": model.state_dict(), "method": method,
+        "model": model_name, "num_classes": batch_recipe.output_classes, "options": model_options,
+        "state_dict": model.state_dict(), "method": method,
     })
     save_csv(paths.method_plots_dir(dataset, method) / "train_log.csv", history)
     return history
 
 
-def build_targets(recipe: MethodConfig, num_classes: int) -> Targets:
-    """The batch-level part of a recipe: mixup / cutmix, then mollification."""
-    mollification = None
-    if recipe.mollify is not None:
-        mollification = Mollification(num_classes=num_classes, **recipe.mollify.model_dump())
-    return Targets(num_classes, recipe.mix, mollification)
+def build_recipe(recipe: MethodConfig, num_classes: int) -> BatchRecipe:
+    """The batch-level part of a recipe: soft crop or mixup / cutmix, mollification, NFM."""
+    return BatchRecipe(
+        num_classes, recipe.mix,
+        mollification=Mollification(num_classes, **recipe.mollify.model_dump()) if recipe.mollify else None,
+        softaug=SoftAugmentation(num_classes, **recipe.softaug.model_dump()) if recipe.softaug else None,
+        nfm=NoisyFeatureMixup(**recipe.nfm.model_dump()) if recipe.nfm else None,
+    )
 
 
 def _fingerprint(obj: Any) -> str:
@@ -84,7 +89,7 @@ def load_model(dataset: str, method: str, device: torch.device) -> nn.Module:
     path = paths.model_file(dataset, method)
     state = load_torch(path)
     try:
-        model = create_model(state["model"], state["num_classes"])
+        model = create_model(state["model"], state["num_classes"], **state.get("options", {}))
         model.load_state_dict(state["state_dict"])
     except (KeyError, RuntimeError) as e:
         raise MollifyError(f"{path} does not hold weights of a known model ({e}); re-run its train stage.") from None
@@ -100,9 +105,12 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
         model = model.to(memory_format=torch.channels_last)
     normalize = Normalize(meta.mean, meta.std, device, cfg.train.channels_last)
     bins = cfg.evaluate.ece_bins
+    stochastic = is_stochastic(model)  # MC dropout: average the softmax of several passes
+    torch.manual_seed(cfg.seed)
 
-    def metrics_of(images: np.ndarray, labels: np.ndarray) -> tuple[dict[str, float], torch.Tensor]:
-        probs = predict_probs(model, images, normalize, device, cfg.evaluate.batch_size, cfg.train.precision)
+    def metrics_of(images: np.ndarray, labels: np.ndarray, samples: int = cfg.evaluate.mc_samples if stochastic else 1,
+                   ) -> tuple[dict[str, float], torch.Tensor]:
+        probs = predict_probs(model, images, normalize, device, cfg.evaluate.batch_size, cfg.train.precision, samples)
         # with the extra noise class of `la`/`lm`, the real classes' probabilities (as the reference)
         probs = probs[:, : meta.num_classes]
         return classification_metrics(probs, torch.from_numpy(np.asarray(labels)), bins), probs
@@ -119,6 +127,9 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
                                    f"{len(labels)} labels; re-run the corrupt stage.")
             table.append({"corruption": name, "severity": severity, **metrics_of(images, labels)[0]})
     summary = summarize(clean, table)
+    if stochastic:
+        summary["mc_samples"] = cfg.evaluate.mc_samples
+        summary["mc_sweep"] = {str(n): metrics_of(x, y, n)[0] for n in cfg.evaluate.mc_sweep}
     save_json(paths.metrics_file(dataset, method), summary)
 
     out = paths.method_plots_dir(dataset, method)

@@ -34,8 +34,10 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins
     return float((weight * (bins["accuracy"] - bins["confidence"]).abs()).sum())
 
 
-def classification_metrics(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> dict[str, float]:
-    """acc, err, NLL (natural log), ECE (`n_bins` bins) and Brier score (sum over classes)."""
+def classification_metrics(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> dict[str, float | None]:
+    """acc, err, NLL (natural log), ECE (`n_bins` bins), Brier score (sum over classes), and the
+    spatial-smoothing paper's acc90 (accuracy where conf > 0.9; None if there are none), freq90
+    (fraction with conf > 0.9) and unc90 (fraction of the wrong predictions with conf <= 0.9)."""
     probs = probs.double().cpu()
     labels = labels.long().cpu()
     acc = float((probs.argmax(dim=1) == labels).double().mean())
@@ -44,5 +46,12 @@ def classification_metrics(probs: torch.Tensor, labels: torch.Tensor, n_bins: in
     onehot = torch.nn.functional.one_hot(labels, probs.shape[1]).double()
     brier = float(((probs - onehot) ** 2).sum(dim=1).mean())
     ece = expected_calibration_error(probs, labels, n_bins)
-    return {"acc": acc, "err": 1.0 - acc, "nll": nll, "ece": ece, "brier": brier}
+    conf = probs.max(dim=1).values
+    correct = probs.argmax(dim=1) == labels
+    confident = conf > 0.9
+    acc90 = float(correct[confident].double().mean()) if bool(confident.any()) else None
+    wrong = ~correct
+    unc90 = float((conf[wrong] <= 0.9).double().mean()) if bool(wrong.any()) else None
+    return {"acc": acc, "err": 1.0 - acc, "nll": nll, "ece": ece, "brier": brier,
+            "acc90": acc90, "freq90": float(confident.double().mean()), "unc90": unc90}
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from mollify.augment import Augmentation, Targets
+from mollify.augment import Augmentation, BatchRecipe
 from mollify.device import Normalize, autocast
 from mollify.io import load_torch, save_torch
 
@@ -34,12 +34,19 @@ class TrainSettings:
     warmup_epochs: int
     seed: int
     precision: str = "auto"
+    schedule: str = "cosine"
+    milestones: tuple[int, ...] = ()
+    lr_decay: float = 0.1
 
 
-def learning_rate(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
-    """Linear warm-up, then cosine decay from `base_lr` to 0 over the remaining steps (per step)."""
+def learning_rate(step: int, total_steps: int, warmup_steps: int, base_lr: float, schedule: str = "cosine",
+                  milestone_steps: tuple[int, ...] = (), decay: float = 0.1) -> float:
+    """Linear warm-up, then per step either cosine decay from `base_lr` to 0 over the remaining
+    steps, or `base_lr` x decay^(number of milestones passed) (the step schedule)."""
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
+    if schedule == "step":
+        return base_lr * decay ** sum(step >= m for m in milestone_steps)
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return base_lr * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -62,7 +69,7 @@ def train(
     labels: torch.Tensor,
     augment: Augmentation,
     normalize: Normalize,
-    targets: Targets,
+    recipe: BatchRecipe,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     settings: TrainSettings,
     checkpoint: Path | None = None,
@@ -70,8 +77,9 @@ def train(
     show_progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Train `model` in place on uint8 `images` (already on the model's device): per-image
-    `augment`, `normalize`, then `targets` (labels -> soft targets: mixup/cutmix, mollification)
-    and `loss_fn` on the soft targets. Returns the per-epoch log. With `checkpoint`, state is saved after each epoch and a matching checkpoint
+    `augment`, `normalize`, then the batch `recipe` (labels -> soft targets and the forward pass:
+    soft crop, mixup/cutmix, mollification, NFM) and `loss_fn` on the soft targets. Returns the
+    per-epoch log. With `checkpoint`, state is saved after each epoch and a matching checkpoint
     (same `fingerprint`) is resumed from."""
     device = images.device
     n = len(images)
@@ -97,6 +105,7 @@ def train(
             seed = epoch_seed(settings.seed, epoch)
             g = torch.Generator(device=device).manual_seed(seed)
             torch.manual_seed(seed)
+            recipe.start_epoch(epoch, settings.epochs)
             model.train()
             order = torch.randperm(n, generator=g, device=device)
             loss_sum = torch.zeros((), device=device)
@@ -105,18 +114,21 @@ def train(
             for i in range(steps_per_epoch):
                 step = epoch * steps_per_epoch + i
                 for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(step, total_steps, settings.warmup_epochs * steps_per_epoch, settings.lr)
+                    group["lr"] = learning_rate(
+                        step, total_steps, settings.warmup_epochs * steps_per_epoch, settings.lr, settings.schedule,
+                        tuple(m * steps_per_epoch for m in settings.milestones), settings.lr_decay,
+                    )
                 idx = order[i * batch : (i + 1) * batch]
                 y = labels[idx]
-                x, soft_targets = targets(normalize(augment(images[idx], g)), y, g)
+                x, soft_targets = recipe(normalize(augment(images[idx], g)), y, g)
                 with autocast(device, settings.precision):
-                    logits = model(x)
+                    logits, soft_targets = recipe.forward(model, x, soft_targets, g)
                 loss = loss_fn(logits, soft_targets)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 loss_sum += loss.detach()
-                correct += (logits[:, : targets.num_classes].argmax(1) == y).sum()
+                correct += (logits[:, : recipe.num_classes].argmax(1) == y).sum()
                 if i % 20 == 19 or i == steps_per_epoch - 1:  # a host sync every 20 steps, not every step
                     seen = (i + 1) * batch
                     progress.update(task, completed=step + 1, loss=float(loss_sum) / (i + 1), acc=float(correct) / seen,

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mollify.augment import Mollification, Targets
+from mollify.augment import Mollification, BatchRecipe
 
 
 def _batch(n: int = 64):
@@ -14,9 +14,9 @@ def test_mix_then_mollify_in_that_order(mix):
     x, labels = _batch()
     mollification = Mollification(10, roles="n")
     torch.manual_seed(0)
-    out_x, out_y = Targets(10, mix, mollification)(x, labels, torch.Generator().manual_seed(0))
+    out_x, out_y = BatchRecipe(10, mix, mollification)(x, labels, torch.Generator().manual_seed(0))
     torch.manual_seed(0)  # the same draws, one step after the other
-    mixed_x, mixed_y = Targets(10, mix)(x, labels, torch.Generator())
+    mixed_x, mixed_y = BatchRecipe(10, mix)(x, labels, torch.Generator())
     expected_x, expected_y = mollification(mixed_x, mixed_y, torch.Generator().manual_seed(0))
     torch.testing.assert_close(out_x, expected_x)
     torch.testing.assert_close(out_y, expected_y)
@@ -28,9 +28,9 @@ def test_mix_then_mollify_in_that_order(mix):
 
 def test_one_hot_without_mix_and_noise_class_padding():
     x, labels = _batch(8)
-    _, y = Targets(10)(x, labels, torch.Generator())
+    _, y = BatchRecipe(10)(x, labels, torch.Generator())
     assert torch.equal(y, torch.nn.functional.one_hot(labels, 10).float())
-    targets = Targets(10, "mixup", Mollification(10, label_mode="la"))
+    targets = BatchRecipe(10, "mixup", Mollification(10, label_mode="la"))
     assert targets.output_classes == 11
     _, y = targets(x, labels, torch.Generator().manual_seed(0))
     assert y.shape == (8, 11)

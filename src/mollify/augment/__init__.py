@@ -1,15 +1,17 @@
 """Training-time augmentations that act on whole batches of device tensors.
 
 Per-image steps on uint8 (`compose`: flip, crop, rotate, TrivialAugment, RandAugment,
-AutoAugment, AugMix) and batch-level steps on normalised floats (`Targets`: mixup / cutmix, then
-`Mollification`).
+AutoAugment, AugMix) and batch-level steps on normalised floats (`BatchRecipe`: soft crop or mixup / cutmix, then
+`Mollification`; `NoisyFeatureMixup` inside the network).
 """
 
 from mollify.augment.base import POLICIES, Augmentation, PerSample, compose, random_crop, random_flip, random_rotation
-from mollify.augment.batch import MIXES, Targets
+from mollify.augment.batch import MIXES, BatchRecipe
 from mollify.augment.mollification import Mollification
+from mollify.augment.nfm import NoisyFeatureMixup
+from mollify.augment.soft_augmentation import SoftAugmentation
 
 __all__ = [
-    "MIXES", "POLICIES", "Augmentation", "Mollification", "PerSample", "Targets",
+    "MIXES", "POLICIES", "Augmentation", "Mollification", "PerSample", "BatchRecipe",
     "compose", "random_crop", "random_flip", "random_rotation",
 ]

@@ -78,7 +78,7 @@ def make_policy(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
 def compose(names: list[str], crop_padding: int = 4, rotation_degrees: float = 15.0) -> Augmentation:
     """The per-image augmentation of a recipe: geometric steps (flip, crop, rotate) then the
     policies, in that fixed order whatever the order of `names`; names of batch-level steps
-    (mixup, cutmix) are left to `Targets`."""
+    (mixup, cutmix) are left to `BatchRecipe`."""
     steps: list[Augmentation] = []
     if "flip" in names:
         steps.append(random_flip)

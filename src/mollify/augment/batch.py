@@ -1,26 +1,34 @@
-"""Batch-level steps on normalised images: labels -> soft targets, mixup / cutmix, mollification."""
+"""The batch-level part of a recipe, on normalised images: labels -> soft targets (one-hot, or
+soft crop), mixup / cutmix, mollification, and the forward pass (plain, or Noisy Feature Mixup
+inside the network)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from mollify.augment.mollification import Mollification
+from mollify.augment.nfm import NoisyFeatureMixup
+from mollify.augment.soft_augmentation import SoftAugmentation
 
 MIXES = ("mixup", "cutmix")
 
 
 @dataclass
-class Targets:
-    """(x, labels) -> (x, soft targets): one-hot, then MixUp or CutMix (torchvision v2 defaults:
-    one Beta(1, 1) weight per batch, paired with the batch rolled by one), then mollification,
-    in the reference's order."""
+class BatchRecipe:
+    """(x, labels) -> (x, soft targets): one-hot or soft crop, then MixUp or CutMix (torchvision
+    v2 defaults: one Beta(1, 1) weight per batch, paired with the batch rolled by one), then
+    mollification, in the mollification reference's order; `forward` runs the model (with NFM's
+    mixing inside it when configured)."""
 
     num_classes: int
     mix: str | None = None
     mollification: Mollification | None = None
+    softaug: SoftAugmentation | None = None
+    nfm: NoisyFeatureMixup | None = None
 
     def __post_init__(self) -> None:
         self._mix = None
@@ -33,11 +41,23 @@ class Targets:
     def output_classes(self) -> int:
         return self.mollification.output_classes if self.mollification else self.num_classes
 
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        if self.softaug is not None:
+            self.softaug.start_epoch(epoch, epochs)
+
     def __call__(self, x: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._mix is not None:
+        if self.softaug is not None:
+            x, y = self.softaug(x, labels, g)
+        elif self._mix is not None:
             x, y = self._mix(x, labels)
         else:
             y = F.one_hot(labels, self.num_classes).to(x.dtype)
         if self.mollification is not None:
             x, y = self.mollification(x, y, g)
         return x, y
+
+    def forward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and the targets they are scored against."""
+        if self.nfm is not None:
+            return self.nfm(model, x, y, g)
+        return model(x), y

@@ -85,7 +85,7 @@ def heat_blur(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def smooth_targets(y: torch.Tensor, gamma: torch.Tensor, mode: str, num_classes: int) -> torch.Tensor:
-    """Targets of degraded samples. `y` is (B, K) or, for `la`/`lm`, (B, K + 1) with a "noise" class last.
+    """BatchRecipe of degraded samples. `y` is (B, K) or, for `la`/`lm`, (B, K + 1) with a "noise" class last.
 
     ls: gamma / K' + (1 - gamma) y (K' = width of y)   ld: (1 - gamma) y
     la: noise class = gamma                              lm: noise class = gamma, real classes x (1 - gamma)

@@ -40,9 +40,10 @@ class BasicBlock(nn.Module):
         self.conv1, self.bn1 = conv3x3(cin, cout, stride), nn.BatchNorm2d(cout)
         self.conv2, self.bn2 = conv3x3(cout, cout), nn.BatchNorm2d(cout)
         self.shortcut = _shortcut(cin, cout, stride, with_bn=True)
+        self.dropout: nn.Module = nn.Identity()  # MC dropout hooks in here (models/smoothing.py)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.dropout(F.relu(self.bn1(self.conv1(x))))
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
@@ -60,12 +61,13 @@ class PreActBlock(nn.Module):
         self.bn1, self.conv1 = nn.BatchNorm2d(cin), conv3x3(cin, cout, stride)
         self.bn2, self.conv2 = nn.BatchNorm2d(cout), conv3x3(cout, cout)
         self.shortcut = _shortcut(cin, cout, stride, with_bn=False)
+        self.dropout: nn.Module = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         activated = F.relu(self.bn1(x))
         projected = self.project_activated and not isinstance(self.shortcut, nn.Identity)
         shortcut = self.shortcut(activated if projected else x)
-        out = self.conv2(F.relu(self.bn2(self.conv1(activated))))
+        out = self.conv2(self.dropout(F.relu(self.bn2(self.conv1(activated)))))
         return out + shortcut
 
 
@@ -81,10 +83,11 @@ class PreActBottleneck(nn.Module):
         self.bn2, self.conv2 = nn.BatchNorm2d(planes), conv3x3(planes, planes, stride)
         self.bn3, self.conv3 = nn.BatchNorm2d(planes), nn.Conv2d(planes, cout, 1, bias=False)
         self.shortcut = _shortcut(cin, cout, stride, with_bn=False)
+        self.dropout: nn.Module = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(F.relu(self.bn1(x)))
-        out = self.conv2(F.relu(self.bn2(out)))
+        out = self.conv2(self.dropout(F.relu(self.bn2(out))))
         out = self.conv3(F.relu(self.bn3(out)))
         return out + self.shortcut(x)
 

@@ -1,0 +1,80 @@
+"""Soft Augmentation (Liu, Yan, Leal-Taixe, Hays, Ramanan, CVPR 2023): aggressive crops whose
+target confidence softens with the visible fraction v of the image.
+
+    offsets o1, o2 ~ N(0, sigma_crop), truncated toward zero, redrawn until |o| <= size
+    v = (H - |o1|)(W - |o2|) / (H W)
+    p(v) = 1 - (1 - 1/K)(1 - v)^k        (k = `power`, 2 by default; p = 1/K when v <= 0)
+    target: p on the true class, (1 - p) / (K - 1) on each other class
+
+The crop window is cut from the image centred on a 3x canvas filled with a per-channel constant
+`background` * N(0, 1) (images are normalised, so ~0 is the mean colour). The released code also
+weights each sample's loss by p; since cross-entropy is linear in the target, that is the
+soft-target cross-entropy against p * target, which is what `weight_by_confidence` returns.
+Batched: one gather cuts every sample's window at its own offset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def target_confidence(visible: torch.Tensor, num_classes: int, power: float = 2.0) -> torch.Tensor:
+    """p(v) = 1 - (1 - 1/K)(1 - v)^power for v in (0, 1]; 1/K for v <= 0."""
+    p = 1 - (1 - 1 / num_classes) * (1 - visible.clamp(max=1)) ** power
+    return torch.where(visible > 0, p, torch.full_like(p, 1 / num_classes))
+
+
+def soft_targets(labels: torch.Tensor, confidence: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """p on the true class, (1 - p) / (K - 1) on each of the others."""
+    others = ((1 - confidence) / (num_classes - 1))[:, None]
+    onehot = F.one_hot(labels, num_classes).to(confidence.dtype)
+    return onehot * confidence[:, None] + (1 - onehot) * others
+
+
+def crop_offsets(batch: int, size: int, sigma: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
+    """(batch, 2) integer offsets ~ N(0, sigma) truncated toward zero, redrawn until |o| <= size."""
+    offsets = torch.zeros(batch, 2, dtype=torch.long, device=device)
+    todo = torch.ones(batch, 2, dtype=torch.bool, device=device)
+    while bool(todo.any()):  # a few rounds at most: P(|o| > size) is tiny for sigma <= size / 2
+        draw = torch.trunc(sigma * torch.randn(batch, 2, generator=g, device=device)).long()
+        offsets = torch.where(todo, draw, offsets)
+        todo = offsets.abs() > size
+    return offsets
+
+
+def soft_crop(x: torch.Tensor, offsets: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """Cut each (H, W) window at `offsets` from the image centred on a 3x canvas of `background`
+    (B, C) constants: out[i, j] = canvas[H + o1 + i, W + o2 + j]."""
+    b, c, h, w = x.shape
+    canvas = background[:, :, None, None].expand(b, c, 3 * h, 3 * w).clone()
+    canvas[:, :, h : 2 * h, w : 2 * w] = x
+    rows = (h + offsets[:, 0, None] + torch.arange(h, device=x.device))[:, None, :, None].expand(b, c, h, 3 * w)
+    cols = (w + offsets[:, 1, None] + torch.arange(w, device=x.device))[:, None, None, :].expand(b, c, h, w)
+    return canvas.gather(2, rows).gather(3, cols)
+
+
+@dataclass
+class SoftAugmentation:
+    num_classes: int
+    sigma_crop: float = 12.0
+    power: float = 2.0
+    background: float = 0.01
+    weight_by_confidence: bool = True
+    final_epochs_without: int = 20  # the reference's fine-tune phase: soft crop off (sigma / 1000)
+    active: bool = True
+
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        self.active = epoch < epochs - self.final_epochs_without
+
+    def __call__(self, x: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        sigma = self.sigma_crop if self.active else self.sigma_crop / 1000
+        offsets = crop_offsets(x.shape[0], x.shape[-1], sigma, g, x.device)
+        background = self.background * torch.randn(x.shape[:2], generator=g, device=x.device, dtype=x.dtype)
+        h, w = x.shape[-2:]
+        visible = (h - offsets[:, 0].abs()) * (w - offsets[:, 1].abs()) / (h * w)
+        p = target_confidence(visible.to(x.dtype), self.num_classes, self.power)
+        y = soft_targets(labels, p, self.num_classes)
+        return soft_crop(x, offsets, background), (p[:, None] * y if self.weight_by_confidence else y)

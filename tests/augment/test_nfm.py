@@ -1,0 +1,82 @@
+"""Noisy Feature Mixup: special cases, noise scales, mixing point (methods-nfm-softaug.md)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mollify.augment import NoisyFeatureMixup
+from mollify.models import create_model
+
+
+def _setup(n: int = 16):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, 32, 32, generator=g)
+    y = F.one_hot(torch.randint(0, 10, (n,), generator=g), 10).float()
+    return create_model("preact_resnet18", 10).eval(), x, y
+
+
+def test_levels_zero_without_manifold_is_plain_input_mixup():
+    model, x, y = _setup()
+    nfm = NoisyFeatureMixup(alpha=1.0, add_level=0.0, mult_level=0.0, manifold=False)
+    torch.manual_seed(0)
+    logits, targets = nfm(model, x, y, torch.Generator().manual_seed(1))
+    torch.manual_seed(0)  # replay: same lam, same permutation
+    draws = nfm.draw(16, 1, x.device, torch.Generator().manual_seed(1))
+    lam, perm = draws["lam"], draws["perm"]
+    assert int(draws["k"]) == 0 and 0 < float(lam) < 1
+    with torch.no_grad():
+        torch.testing.assert_close(logits, model(lam * x + (1 - lam) * x[perm]))
+    torch.testing.assert_close(targets, lam * y + (1 - lam) * y[perm])
+    # the soft-target CE equals lam CE(y) + (1 - lam) CE(y[perm])
+    ce = lambda t: -(t * F.log_softmax(logits, 1)).sum(1).mean()  # noqa: E731
+    torch.testing.assert_close(ce(targets), lam * ce(y) + (1 - lam) * ce(y[perm]))
+
+
+def test_noise_scales_follow_beta_2_5_and_the_levels():
+    nfm = NoisyFeatureMixup(alpha=1.0, add_level=0.4, mult_level=0.2)
+    torch.manual_seed(0)
+    draws = [nfm.draw(8, 4, torch.device("cpu"), torch.Generator().manual_seed(i)) for i in range(4000)]
+    for key in ("b_add", "b_mult"):
+        b = torch.stack([d[key] for d in draws]).double()
+        assert float(b.mean()) == pytest.approx(2 / 7, abs=0.01)
+        assert float(b.var()) == pytest.approx(10 / (49 * 8), rel=0.1)
+    lam = torch.stack([d["lam"] for d in draws]).double()
+    assert float(lam.mean()) == pytest.approx(0.5, abs=0.02) and float(lam.var()) == pytest.approx(1 / 12, rel=0.1)
+    # on a constant feature map of ones, mixing changes nothing: what is left is the noise
+    h = torch.ones(4000, 8)
+    fixed = {"lam": torch.tensor(0.5), "perm": torch.arange(4000), "k": torch.tensor(0),
+             "b_add": torch.tensor(0.5), "b_mult": torch.tensor(0.5)}
+    out = nfm.mix(h, fixed, torch.Generator().manual_seed(0))
+    # mult ~ 0.1 U(-1, 1) + 1, add ~ 0.2 N(0, 1): mean 1, variance 0.1^2/3 + 0.2^2
+    assert float(out.mean()) == pytest.approx(1.0, abs=0.01)
+    assert float(out.var()) == pytest.approx(0.01 / 3 + 0.04, rel=0.05)
+
+
+@pytest.mark.parametrize(("model_name", "points"), [("preact_resnet18", 4), ("wrn28_10", 3), ("small_resnet", 3)])
+def test_mixing_point_is_uniform_over_input_and_all_stages_but_the_last(model_name, points):
+    model = create_model(model_name, 10)
+    nfm = NoisyFeatureMixup()
+    assert nfm.mixing_points(model) == points
+    assert NoisyFeatureMixup(manifold=False).mixing_points(model) == 1
+    g = torch.Generator().manual_seed(0)
+    ks = torch.stack([nfm.draw(4, points, torch.device("cpu"), g)["k"] for _ in range(4000)])
+    counts = torch.bincount(ks, minlength=points).double() / 4000
+    torch.testing.assert_close(counts, torch.full((points,), 1 / points, dtype=torch.float64), atol=0.03, rtol=0)
+
+
+def test_mixing_at_a_stage_uses_the_hook_not_a_copy_of_the_network():
+    model, x, y = _setup(8)
+    draws = {"lam": torch.tensor(0.3), "perm": torch.arange(8).flip(0), "k": torch.tensor(2),
+             "b_add": torch.tensor(0.0), "b_mult": torch.tensor(0.0)}
+
+    class MixAfterStage2(NoisyFeatureMixup):
+        def draw(self, *args: object) -> dict:
+            return draws
+
+    with torch.no_grad():
+        logits, _ = MixAfterStage2(add_level=0.0, mult_level=0.0)(model, x, y, torch.Generator())
+        h = model.stages[1](model.stages[0](model.stem(x)))
+        h = 0.3 * h + 0.7 * h.flip(0)
+        for stage in model.stages[2:]:
+            h = stage(h)
+        torch.testing.assert_close(logits, model.head(h))
