@@ -17,9 +17,8 @@ def main(
     method: str = METHOD,
     params: Path = PARAMS,
 ) -> None:
-    """Write metrics/<dataset>/<method>.json and plots/<dataset>/<method>/*.csv."""
+    """Write metrics/<dataset>/<method>.json and plots/methods/<dataset>/<method>/*.csv."""
     cfg = load_params(params)
-    cfg.recipe(method)
     summary = evaluate_method(cfg, dataset, method)
     corrupted = summary.get("corrupted", {})
     typer.echo(f"{dataset}/{method}: clean err {summary['clean']['err']:.4f}, corrupted err {corrupted.get('err', float('nan')):.4f}")

@@ -19,7 +19,6 @@ def main(
 ) -> None:
     """Train and write data/<dataset>/models/<method>.pt; a killed run resumes from its last epoch."""
     cfg = load_params(params)
-    cfg.recipe(method)
     history = train_method(cfg, dataset, method)
     last = history[-1]
     typer.echo(f"{dataset}/{method}: {last['epoch']} epochs, train loss {last['train_loss']:.4f}, train acc {last['train_acc']:.4f}")

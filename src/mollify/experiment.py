@@ -98,6 +98,7 @@ def load_model(dataset: str, method: str, device: torch.device) -> nn.Module:
 
 def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
     """Clean + corrupted metrics of a trained (dataset, method): metrics JSON and plot data."""
+    cfg.recipe(method)  # an unknown method is named as such, not as a missing model file
     device = resolve_device(cfg.device)
     meta: DatasetMeta = load_meta(paths.clean_dir(dataset))
     model = load_model(dataset, method, device)
