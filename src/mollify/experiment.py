@@ -29,10 +29,10 @@ from mollify.train import TrainSettings, train
 
 def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = True) -> list[dict[str, Any]]:
     """Train the recipe `method` on `dataset`; write final weights and the training log."""
+    recipe = cfg.recipe(method)
     device = resolve_device(cfg.device)
     meta = load_meta(paths.clean_dir(dataset))
     x, y = load_split(paths.clean_dir(dataset), "train")
-    recipe = cfg.recipe(method)
     model_name = cfg.model_name(method)
     batch_recipe = build_recipe(recipe, meta.num_classes)
     model_options = {"smoothing": recipe.smoothing, "mc_dropout": recipe.mc_dropout}
