@@ -26,13 +26,19 @@ def random_crop(x: torch.Tensor, padding: int, g: torch.Generator) -> torch.Tens
     """Zero-pad by `padding` and cut an (H, W) window at a per-sample uniform offset."""
     if padding == 0:
         return x
-    b, c, h, w = x.shape
+    b, _, h, w = x.shape
     padded = F.pad(x, (padding,) * 4)
     dy = torch.randint(0, 2 * padding + 1, (b,), generator=g, device=x.device)
     dx = torch.randint(0, 2 * padding + 1, (b,), generator=g, device=x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None].expand(b, c, h, w + 2 * padding)
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :].expand(b, c, h, w)
-    return padded.gather(2, rows).gather(3, cols)
+    return cut_windows(padded, dy, dx, h, w)
+
+
+def cut_windows(canvas: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The (h, w) window of each sample of `canvas` whose corner is at (top[i], left[i]): two gathers."""
+    b, c, _, width = canvas.shape
+    rows = (top[:, None] + torch.arange(h, device=canvas.device))[:, None, :, None].expand(b, c, h, width)
+    cols = (left[:, None] + torch.arange(w, device=canvas.device))[:, None, None, :].expand(b, c, h, w)
+    return canvas.gather(2, rows).gather(3, cols)
 
 
 def random_rotation(x: torch.Tensor, degrees: float, g: torch.Generator) -> torch.Tensor:

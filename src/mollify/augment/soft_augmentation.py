@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from mollify.augment.base import cut_windows
+
 
 def target_confidence(visible: torch.Tensor, num_classes: int, power: float = 2.0) -> torch.Tensor:
     """p(v) = 1 - (1 - 1/K)(1 - v)^power for v in (0, 1]; 1/K for v <= 0."""
@@ -51,9 +53,7 @@ def soft_crop(x: torch.Tensor, offsets: torch.Tensor, background: torch.Tensor) 
     b, c, h, w = x.shape
     canvas = background[:, :, None, None].expand(b, c, 3 * h, 3 * w).clone()
     canvas[:, :, h : 2 * h, w : 2 * w] = x
-    rows = (h + offsets[:, 0, None] + torch.arange(h, device=x.device))[:, None, :, None].expand(b, c, h, 3 * w)
-    cols = (w + offsets[:, 1, None] + torch.arange(w, device=x.device))[:, None, None, :].expand(b, c, h, w)
-    return canvas.gather(2, rows).gather(3, cols)
+    return cut_windows(canvas, h + offsets[:, 0], w + offsets[:, 1], h, w)
 
 
 @dataclass
