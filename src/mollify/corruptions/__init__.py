@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from mollify.corruptions import ops
+from mollify.corruptions import blur, ops, weather
 from mollify.corruptions.tables import SEVERITY_TABLES, severity_param
 
 Corruption = Callable[[torch.Tensor, object, torch.Generator], torch.Tensor]
@@ -21,12 +21,22 @@ CORRUPTIONS: dict[str, Corruption] = {
     "gaussian_noise": ops.gaussian_noise,
     "shot_noise": ops.shot_noise,
     "impulse_noise": ops.impulse_noise,
+    "speckle_noise": ops.speckle_noise,
     "defocus_blur": ops.defocus_blur,
+    "glass_blur": blur.glass_blur,
+    "motion_blur": blur.motion_blur,
+    "zoom_blur": blur.zoom_blur,
     "gaussian_blur": ops.gaussian_blur,
+    "snow": weather.snow,
+    "frost": weather.frost,
+    "fog": weather.fog,
+    "spatter": weather.spatter,
     "brightness": ops.brightness,
     "contrast": ops.contrast,
+    "elastic_transform": ops.elastic_transform,
     "pixelate": ops.pixelate,
     "jpeg_compression": ops.jpeg_compression,
+    "saturate": ops.saturate,
 }
 
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -63,6 +73,6 @@ def corrupt(images: torch.Tensor, name: str, severity: int, seed: int = 0, batch
         x = images[start : start + batch_size].float() / 255
         g = _generator(seed, name, severity, start // batch_size, images.device)
         y = fn(x, param, g)
-        # truncate like the reference's np.uint8(); the epsilon absorbs float error on exact integers
-        out[start : start + batch_size] = (y * 255 + 1e-3).clamp(0, 255).to(torch.uint8)
+        # truncate like the reference's np.uint8(); in float64, as the reference's `np.clip(x, 0, 1) * 255`
+        out[start : start + batch_size] = (y.double() * 255).clamp(0, 255).to(torch.uint8)
     return out

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from mollify.corruptions import filters
+
 
 def gaussian_noise(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
     """x + N(0, c^2), clipped (reference: `np.random.normal(size=x.shape, scale=c)`)."""
@@ -32,46 +34,45 @@ def impulse_noise(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor
     return torch.where(flipped, salted.to(x.dtype), x)
 
 
-def _separable(x: torch.Tensor, kernel_1d: torch.Tensor, mode: str) -> torch.Tensor:
-    """Convolve each channel with kernel_1d along H and W (odd length, centred), with padding `mode`."""
-    c = x.shape[1]
-    k = kernel_1d.to(x)
-    r = (k.numel() - 1) // 2
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode=mode), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode=mode), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+def _exact(x: torch.Tensor) -> torch.Tensor:
+    """The float64 value k / 255 of each uint8 level k, as the reference's `np.array(x) / 255.`."""
+    return torch.round(x.double() * 255) / 255
 
 
-def _gaussian_kernel_1d(sigma: float, radius: int) -> torch.Tensor:
-    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    return k / k.sum()
+def speckle_noise(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
+    """x + x N(0, c^2), clipped (reference `speckle_noise`)."""
+    return (x + x * c * torch.randn(x.shape, generator=g, device=x.device)).clamp(0, 1)
 
 
 def gaussian_blur(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
     """skimage `gaussian(x, sigma=c, channel_axis=-1)`: scipy's filter, truncate 4, mode 'nearest'."""
-    radius = int(4.0 * c + 0.5)
-    return _separable(x, _gaussian_kernel_1d(c, radius), mode="replicate").clamp(0, 1)
+    return filters.gaussian(_exact(x), c).clamp(0, 1)
 
 
 def disk_kernel(radius: float, alias_blur: float) -> torch.Tensor:
     """The reference `disk()`: an aliased disk on a 17x17 grid, normalised, then cv2.GaussianBlur
-    (3x3, sigma = alias_blur, border reflect-101) to soften the aliasing."""
+    (3x3, sigma = alias_blur, border reflect-101) to soften the aliasing; in float32 as there
+    (rows, then columns, taps summed in order)."""
     half = 8 if radius <= 8 else int(math.ceil(radius))
     ksize = 3 if radius <= 8 else 5
     coords = np.arange(-half, half + 1)
     xx, yy = np.meshgrid(coords, coords)
-    disk = ((xx**2 + yy**2) <= radius**2).astype(np.float64)
-    disk /= disk.sum()
-    k = _gaussian_kernel_1d(alias_blur, ksize // 2).numpy()
+    disk = ((xx**2 + yy**2) <= radius**2).astype(np.float32)
+    disk /= np.sum(disk)
+    k = filters.gaussian_kernel(alias_blur, ksize // 2).numpy().astype(np.float32)
     r = ksize // 2
-    for axis in (0, 1):
+    for axis in (1, 0):
         padded = np.pad(disk, [(r, r) if a == axis else (0, 0) for a in (0, 1)], mode="reflect")
-        disk = sum(k[i] * np.take(padded, range(i, i + disk.shape[axis]), axis=axis) for i in range(ksize))
-    return torch.from_numpy(disk)
+        taps = [k[i] * np.take(padded, range(i, i + disk.shape[axis]), axis=axis) for i in range(ksize)]
+        disk = taps[0]
+        for tap in taps[1:]:
+            disk = disk + tap
+    return torch.from_numpy(disk.astype(np.float64))
 
 
 def defocus_blur(x: torch.Tensor, c: tuple[float, float], g: torch.Generator) -> torch.Tensor:
     """Correlate each channel with `disk_kernel(*c)` (cv2.filter2D, border reflect-101)."""
+    x = _exact(x)
     kernel = disk_kernel(*c).to(x)
     r = (kernel.shape[0] - 1) // 2
     channels = x.shape[1]
@@ -80,18 +81,81 @@ def defocus_blur(x: torch.Tensor, c: tuple[float, float], g: torch.Generator) ->
 
 
 def contrast(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
-    """(x - m) c + m with m the per-image, per-channel mean."""
+    """(x - m) c + m with m the per-image, per-channel mean, in float64 (reference `contrast`)."""
+    x = _exact(x)
     means = x.mean(dim=(2, 3), keepdim=True)
     return ((x - means) * c + means).clamp(0, 1)
 
 
 def brightness(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
-    """HSV value + c, clipped (skimage rgb2hsv / hsv2rgb), done without leaving RGB:
-    with hue and saturation fixed every channel is proportional to V = max(r, g, b)."""
-    v = x.amax(dim=1, keepdim=True)
-    v_new = (v + c).clamp(0, 1)
-    scaled = x * (v_new / v.clamp_min(1e-12))
-    return torch.where(v > 0, scaled, v_new.expand_as(x))
+    """HSV value + c, clipped: skimage rgb2hsv / hsv2rgb step for step in float64 (reference `brightness`)."""
+    hsv = filters.rgb_to_hsv(_exact(x))
+    hsv[:, 2] = (hsv[:, 2] + c).clamp(0, 1)
+    return filters.hsv_to_rgb(hsv).clamp(0, 1)
+
+
+def saturate(x: torch.Tensor, c: tuple[float, float], g: torch.Generator) -> torch.Tensor:
+    """HSV saturation * c0 + c1, clipped: skimage rgb2hsv / hsv2rgb in float64 (reference `saturate`)."""
+    hsv = filters.rgb_to_hsv(_exact(x))
+    hsv[:, 1] = (hsv[:, 1] * c[0] + c[1]).clamp(0, 1)
+    return filters.hsv_to_rgb(hsv).clamp(0, 1)
+
+
+def _bilinear(x: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor, mode: str) -> torch.Tensor:
+    """Sample x (B, C, H, W) at integer corners (cy, cx) (B, H, W) with fractional weights (wy, wx):
+    the four taps fold back into the image by boundary `mode`."""
+    b, c, h, w = x.shape
+    flat = x.reshape(b, c, h * w)
+    out = torch.zeros_like(flat)
+    for dy, fy in ((0, 1 - wy), (1, wy)):
+        for dx, fx in ((0, 1 - wx), (1, wx)):
+            index = filters.fold(cy + dy, h, mode) * w + filters.fold(cx + dx, w, mode)
+            out += (fy * fx).reshape(b, 1, h * w) * flat.gather(2, index.reshape(b, 1, h * w).expand(-1, c, -1))
+    return out.reshape(x.shape)
+
+
+def _warp_affine(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """cv2.warpAffine(x, M, (W, H), borderMode=BORDER_REFLECT_101) for float images: each output
+    pixel samples the input at M^-1 (x, y), with OpenCV's coordinates rounded to 1/32 pixel
+    (10-bit accumulation, 5 interpolation bits) and bilinear weights on that grid."""
+    b, _, h, w = x.shape
+    full = torch.cat([m, torch.tensor([0.0, 0.0, 1.0], dtype=m.dtype, device=m.device).expand(b, 1, 3)], dim=1)
+    inv = torch.linalg.inv(full)[:, :2]  # (B, 2, 3)
+    xs = torch.arange(w, dtype=torch.float64, device=x.device)
+    ys = torch.arange(h, dtype=torch.float64, device=x.device)
+    scale = 1 << 10
+    coords = []
+    for row in (0, 1):
+        a = torch.round(inv[:, row, 0, None] * xs * scale)[:, None, :]  # per column
+        b0 = torch.round((inv[:, row, 1, None] * ys + inv[:, row, 2, None]) * scale)[:, :, None] + 16  # per row
+        coords.append(torch.floor((a + b0) / 32))  # arithmetic >> 5: position in 1/32 pixel
+    qx, qy = coords
+    return _bilinear(x, torch.floor(qy / 32).long(), torch.floor(qx / 32).long(), (qy % 32) / 32, (qx % 32) / 32, "mirror")
+
+
+def elastic_transform(x: torch.Tensor, c: tuple[float, float, float], g: torch.Generator) -> torch.Tensor:
+    """Reference `elastic_transform` (after erniejunior's gist): a random affine warp moving three
+    points by U(-c2, c2) (cv2.warpAffine), then a smooth random displacement field, U(-1, 1) blurred
+    with sigma c1 (skimage gaussian, mode 'reflect', truncate 3) times c0, sampled bilinearly
+    (scipy map_coordinates order 1, mode 'reflect'); c are fractions of the image size."""
+    b, _, h, w = x.shape
+    alpha, sigma, shift = (h * f for f in c)
+    x = x.double()
+    centre, half = h // 2, min(h, w) // 3
+    pts1 = torch.tensor([[centre + half, centre + half], [centre + half, centre - half], [centre - half, centre - half]],
+                        dtype=torch.float64, device=x.device)
+    noise = torch.empty((b, 3, 2), dtype=torch.float64, device=x.device).uniform_(-shift, shift, generator=g)
+    pts2 = pts1 + noise.float().double()  # the reference casts the offsets to float32
+    # cv2.getAffineTransform: the 2x3 M with M (x, y, 1) = pts2 for the three (x, y) of pts1
+    src = torch.cat([pts1, torch.ones(3, 1, dtype=torch.float64, device=x.device)], dim=1)
+    m = torch.linalg.solve(src, pts2).transpose(1, 2)  # (B, 2, 3)
+    x = _warp_affine(x.float().double(), m)
+    fields = torch.empty((b, 2, h, w), dtype=torch.float64, device=x.device).uniform_(-1, 1, generator=g)
+    dx, dy = (filters.gaussian(fields, sigma, mode="reflect", truncate=3) * alpha).float().double().unbind(1)
+    cy = torch.arange(h, device=x.device, dtype=torch.float64)[None, :, None] + dy
+    cx = torch.arange(w, device=x.device, dtype=torch.float64)[None, None, :] + dx
+    iy, ix = cy.floor(), cx.floor()
+    return _bilinear(x, iy.long(), ix.long(), cy - iy, cx - ix, "reflect").clamp(0, 1)
 
 
 def pil_box_weights(in_size: int, out_size: int) -> torch.Tensor:

@@ -127,3 +127,12 @@ def generate(n: int, seed: int, chunk: int = 1000) -> tuple[np.ndarray, np.ndarr
     images = torch.cat([_render(labels[i : i + chunk], g) for i in range(0, n, chunk)])
     images = (images * 255).round().to(torch.uint8)
     return images.numpy(), labels.numpy().astype(np.int64)
+
+
+def generate_at(n: int, seed: int, size: int) -> np.ndarray:
+    """`n` demo images resized bilinearly from 32 px to `size` px: uint8 (n, 3, size, size), for
+    tests and benchmarks of the 64-px (Tiny-ImageNet) corruption tables."""
+    images = torch.from_numpy(generate(n, seed)[0]).float()
+    if size != IMAGE_SIZE:
+        images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    return images.round().clamp(0, 255).to(torch.uint8).numpy()

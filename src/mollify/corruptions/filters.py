@@ -1,0 +1,227 @@
+"""Batched torch equivalents of the image-processing calls the reference generator makes.
+
+Each helper names the scikit-image / SciPy / OpenCV / ImageMagick call it reproduces; they work on
+(B, C, H, W) or (B, H, W) float tensors on any device. Linear filters with boundary handling are
+built as dense (n, n) matrices, so any kernel radius and any boundary mode is one matmul per axis.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def fold(index: torch.Tensor, n: int, mode: str) -> torch.Tensor:
+    """Map indices outside 0..n-1 back inside, as the boundary `mode` extends the signal."""
+    if mode == "nearest":  # scipy 'nearest', OpenCV BORDER_REPLICATE: a a | a b c | c c
+        return index.clamp(0, n - 1)
+    if mode == "reflect":  # scipy 'reflect' (half-sample symmetric): b a | a b c | c b
+        m = index % (2 * n)
+        return torch.where(m >= n, 2 * n - 1 - m, m)
+    if mode == "mirror":  # scipy 'mirror', OpenCV BORDER_REFLECT_101: c b | a b c | b a
+        if n == 1:
+            return torch.zeros_like(index)
+        m = index % (2 * n - 2)
+        return torch.where(m >= n, 2 * n - 2 - m, m)
+    raise ValueError(f"unknown boundary mode {mode!r}")
+
+
+def filter_matrix(n: int, kernel: torch.Tensor, mode: str) -> torch.Tensor:
+    """(n, n) matrix A with A @ signal = the centred correlation of the signal with `kernel`
+    (odd length) under boundary `mode`; the boundary taps are folded into the matrix."""
+    r = (kernel.numel() - 1) // 2
+    rows = torch.arange(n)[:, None].expand(n, kernel.numel())
+    cols = fold(rows + torch.arange(-r, r + 1)[None], n, mode)
+    a = torch.zeros(n, n, dtype=torch.float64)
+    return a.index_put_((rows, cols), kernel.double()[None].expand(n, -1), accumulate=True)
+
+
+def separable(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
+    """Correlate the last two axes of x with `kernel` along each (a separable 2-D filter)."""
+    ah = filter_matrix(x.shape[-2], kernel, mode).to(x)
+    aw = ah if x.shape[-1] == x.shape[-2] else filter_matrix(x.shape[-1], kernel, mode).to(x)
+    return ah @ x @ aw.T
+
+
+def gaussian_kernel(sigma: float, radius: int) -> torch.Tensor:
+    """Normalised Gaussian weights at -radius..radius (scipy gaussian_filter1d, cv2 getGaussianKernel)."""
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    return k / k.sum()
+
+
+def gaussian(x: torch.Tensor, sigma: float, mode: str = "nearest", truncate: float = 4.0) -> torch.Tensor:
+    """skimage.filters.gaussian over the two spatial axes (channels untouched); scipy skips
+    sigma 0. Default mode 'nearest' as in skimage."""
+    if sigma <= 1e-15:
+        return x
+    return separable(x, gaussian_kernel(sigma, int(truncate * sigma + 0.5)), mode)
+
+
+def zoom_matrix(n: int, zoom: float) -> torch.Tensor:
+    """The reference `clipped_zoom` along one axis as an (n, n) matrix: take the centre
+    ceil(n / zoom) pixels, scipy.ndimage.zoom(order=1) them to round(ceil(n / zoom) zoom) pixels
+    (scipy maps output i to input i (in - 1) / (out - 1)), and keep the centre n."""
+    crop = int(math.ceil(n / zoom))
+    top = (n - crop) // 2
+    out = int(round(crop * zoom))
+    trim = (out - n) // 2
+    coord = torch.arange(trim, trim + n, dtype=torch.float64) * ((crop - 1) / (out - 1) if out > 1 else 0.0)
+    i0 = coord.floor().clamp(0, crop - 1)
+    frac = coord - i0
+    i1 = (i0 + 1).clamp(max=crop - 1)
+    m = torch.zeros(n, n, dtype=torch.float64)
+    rows = torch.arange(n)
+    m.index_put_((rows, top + i0.long()), 1 - frac, accumulate=True)
+    return m.index_put_((rows, top + i1.long()), frac, accumulate=True)
+
+
+def clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
+    """The reference `clipped_zoom(img, zoom)` on the last two (square) axes."""
+    m = zoom_matrix(x.shape[-1], zoom).to(x)
+    return m @ x @ m.T
+
+
+def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle: torch.Tensor) -> torch.Tensor:
+    """ImageMagick's MotionBlurImage(radius, sigma, angle in degrees, one per image), no Wand needed.
+
+    ImageMagick (effect.c) uses width = 2 ceil(radius) + 1 taps with weights exp(-i^2 / 2 sigma^2),
+    i = 0..width-1, normalised, at offsets (ceil(i cos a - 0.5), ceil(i sin a - 0.5)) from the
+    pixel along the blur direction, and the edge virtual pixel method (replicate) outside the image.
+    """
+    b, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+    width = 2 * int(math.ceil(radius)) + 1
+    i = torch.arange(width, dtype=torch.float64, device=x.device)
+    weights = torch.exp(-(i**2) / (2 * sigma**2))
+    weights = (weights / weights.sum()).to(x.dtype)
+    a = torch.deg2rad(angle.double())[:, None]
+    off_x = torch.ceil(i * torch.cos(a) - 0.5).long()  # (B, width)
+    off_y = torch.ceil(i * torch.sin(a) - 0.5).long()
+    ys = torch.arange(h, device=x.device)
+    xs = torch.arange(w, device=x.device)
+    flat = x.reshape(b, -1, h * w)
+    out = torch.zeros_like(flat)
+    for k in range(width):
+        src_y = (ys[None, :, None] + off_y[:, k, None, None]).clamp(0, h - 1)
+        src_x = (xs[None, None, :] + off_x[:, k, None, None]).clamp(0, w - 1)
+        index = (src_y * w + src_x).reshape(b, 1, h * w).expand_as(flat)
+        out += weights[k] * flat.gather(2, index)
+    return out.reshape(x.shape)
+
+
+def imagemagick_to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """ImageMagick's 8-bit output of a filtered 0..255 value: rounded to its 16-bit quantum
+    (x 257), then truncated to 8 bits (the reference's PNG round trip through Wand)."""
+    return torch.floor(torch.round(x * 257).clamp(0, 65535) / 257)
+
+
+def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
+    """skimage.color.rgb2hsv on (B, 3, H, W), step for step (hue 0 and saturation 0 where grey)."""
+    r, g, b = x.unbind(1)
+    v = x.amax(dim=1)
+    delta = v - x.amin(dim=1)
+    grey = delta == 0
+    s = torch.where(grey, torch.zeros_like(v), delta / torch.where(grey, torch.ones_like(v), v))
+    safe = torch.where(grey, torch.ones_like(delta), delta)
+    h = torch.zeros_like(v)
+    h = torch.where(r == v, (g - b) / safe, h)  # later matches overwrite earlier ones, as in skimage
+    h = torch.where(g == v, 2.0 + (b - r) / safe, h)
+    h = torch.where(b == v, 4.0 + (r - g) / safe, h)
+    h = torch.where(grey, torch.zeros_like(h), torch.remainder(h / 6.0, 1.0))
+    return torch.stack([h, s, v], dim=1)
+
+
+def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
+    """skimage.color.hsv2rgb on (B, 3, H, W), step for step."""
+    h, s, v = hsv.unbind(1)
+    hi = torch.floor(h * 6)
+    f = h * 6 - hi
+    p = v * (1 - s)
+    q = v * (1 - f * s)
+    t = v * (1 - (1 - f) * s)
+    sector = (hi.long() % 6)[:, None]
+    options = torch.stack(
+        [torch.stack(c, 1) for c in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))], dim=0
+    )  # (6, B, 3, H, W)
+    return options.gather(0, sector[None].expand(1, -1, 3, -1, -1))[0]
+
+
+def box_blur3(x: torch.Tensor) -> torch.Tensor:
+    """cv2.blur(x, (3, 3)): the 3x3 mean with BORDER_REFLECT_101."""
+    return separable(x, torch.full((3,), 1 / 3, dtype=torch.float64), "mirror")
+
+
+def canny(img: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """cv2.Canny(img, low, high) on uint8-valued (B, H, W): 3x3 Sobel (BORDER_REPLICATE), L1
+    magnitude, OpenCV's non-maximum suppression (22.5-degree sectors in fixed point, zero
+    magnitude outside the image), then hysteresis with 8-connectivity. Returns a bool edge map."""
+    p = F.pad(img[:, None].double(), (1, 1, 1, 1), mode="replicate")
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float64, device=img.device)
+    dx = F.conv2d(p, sobel[None, None])[:, 0].long()
+    dy = F.conv2d(p, sobel.T[None, None])[:, 0].long()
+    mag = dx.abs() + dy.abs()
+    m = F.pad(mag, (1, 1, 1, 1))  # zero magnitude around the image
+
+    def at(di: int, dj: int) -> torch.Tensor:
+        return m[:, 1 + di : m.shape[1] - 1 + di, 1 + dj : m.shape[2] - 1 + dj]
+
+    shift = 15
+    tg22 = int(0.4142135623730950488016887242097 * (1 << shift) + 0.5)
+    ax, ay = dx.abs(), dy.abs() << shift
+    tg22x = ax * tg22
+    tg67x = tg22x + (ax << (shift + 1))
+    s = torch.where((dx ^ dy) < 0, -1, 1)
+    horizontal = (mag > at(0, -1)) & (mag >= at(0, 1))
+    vertical = (mag > at(-1, 0)) & (mag >= at(1, 0))
+    diag_pos = (mag > at(-1, -1)) & (mag > at(1, 1))  # s = +1
+    diag_neg = (mag > at(-1, 1)) & (mag > at(1, -1))  # s = -1
+    diagonal = torch.where(s > 0, diag_pos, diag_neg)
+    maximum = torch.where(ay < tg22x, horizontal, torch.where(ay > tg67x, vertical, diagonal))
+    candidate = (mag > int(math.floor(low))) & maximum
+    edges = candidate & (mag > int(math.floor(high)))
+    while True:
+        grown = candidate & (F.max_pool2d(edges[:, None].float(), 3, 1, 1)[:, 0] > 0)
+        if torch.equal(grown, edges):
+            return edges
+        edges = grown
+
+
+def distance_transform_l2_5(zero: torch.Tensor, cap: float) -> torch.Tensor:
+    """cv2.distanceTransform(img, DIST_L2, 5), capped at `cap`: the 5x5 chamfer distance to the
+    nearest zero pixel (`zero` is a bool (B, H, W) map), OpenCV's steps 1, 1.4, 2.1969 in 16-bit
+    fixed point, nothing propagated from outside the image. OpenCV's two raster passes give the
+    shortest chamfer path; here the same minimum comes from relaxing all 16 steps until every
+    distance below the cap is final (a path below the cap has fewer than cap + 1 steps)."""
+    one = 1 << 16
+    steps = {(0, 1): one, (1, 0): one, (1, 1): round(1.4 * one), (1, 2): round(2.1969 * one), (2, 1): round(2.1969 * one)}
+    offsets = [(sy * dy, sx * dx, w) for (dy, dx), w in steps.items() for sy in (-1, 1) for sx in (-1, 1)]
+    offsets = list({(dy, dx): w for dy, dx, w in offsets}.items())
+    big = int(cap * one) + 4 * one
+    d = torch.where(zero, 0, big).long()
+    h, w = zero.shape[1:]
+    for _ in range(int(cap) + 1):
+        padded = F.pad(d, (2, 2, 2, 2), value=big)
+        best = d
+        for (dy, dx), step in offsets:
+            best = torch.minimum(best, padded[:, 2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w] + step)
+        d = best
+    return (d.double() / one).clamp(max=cap)
+
+
+def equalize_hist(img: torch.Tensor) -> torch.Tensor:
+    """cv2.equalizeHist on uint8-valued (B, H, W): the lowest occupied level maps to 0 and level i to
+    round(cdf(i) 255 / (N - count(lowest))) in float32, as OpenCV's lookup table."""
+    b = img.shape[0]
+    levels = img.reshape(b, -1).long()
+    hist = torch.zeros(b, 256, dtype=torch.long, device=img.device).scatter_add_(1, levels, torch.ones_like(levels))
+    total = levels.shape[1]
+    lowest = (hist > 0).float().argmax(dim=1, keepdim=True)
+    count_lowest = hist.gather(1, lowest)
+    scale = (torch.tensor(255.0, dtype=torch.float32) / (total - count_lowest).clamp_min(1).float())
+    cdf = hist.cumsum(1) - count_lowest  # sums of counts above the lowest level
+    lut = torch.round(cdf.float() * scale).clamp(0, 255)
+    lut = torch.where(torch.arange(256, device=img.device)[None] <= lowest, 0.0, lut)
+    lut = torch.where(count_lowest == total, lowest.float().expand(-1, 256), lut)  # a flat image keeps its level
+    return lut.gather(1, levels).reshape(img.shape).to(img.dtype)
