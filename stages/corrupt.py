@@ -11,9 +11,9 @@ from mollify import paths
 from mollify.cli import DATASET, PARAMS, run
 from mollify.config import load_params
 from mollify.corruptions import corrupt
-from mollify.data import load_split
+from mollify.data import load_split, prepare_official_corrupted
 from mollify.device import resolve_device
-from mollify.io import save_npy
+from mollify.io import save_json, save_npy
 
 app = typer.Typer(add_completion=False)
 
@@ -23,17 +23,28 @@ def main(
     dataset: str = DATASET,
     params: Path = PARAMS,
 ) -> None:
-    """Write data/<dataset>/corrupted/<corruption>/s<severity>.npy and labels.npy."""
+    """Write data/<dataset>/corrupted/<corruption>/s<severity>.npy, labels.npy and source.json
+    (generated here, or the official -C set downloaded, per corrupt.source)."""
     cfg = load_params(params)
-    device = resolve_device(cfg.device)
-    images, labels = load_split(paths.clean_dir(dataset), "test")
-    images, labels = images[: cfg.corrupt.max_images], labels[: cfg.corrupt.max_images]
-    x = torch.from_numpy(images).to(device)
-    jobs = [(name, severity) for name in cfg.corrupt.corruptions for severity in cfg.corrupt.severities]
-    for name, severity in track(jobs, description=f"corrupting {len(images)} {dataset} test images"):
-        out = corrupt(x, name, severity, seed=cfg.seed, batch_size=cfg.corrupt.batch_size)
-        save_npy(paths.corrupted_file(dataset, name, severity), out.cpu().numpy())
-    save_npy(paths.corrupted_dir(dataset) / "labels.npy", np.asarray(labels))
+    c = cfg.corrupt
+    out = paths.corrupted_dir(dataset)
+    if c.source == "official":
+        record = prepare_official_corrupted(
+            dataset, out, download_dir=Path(cfg.data.download_dir), corruptions=c.corruptions,
+            severities=c.severities, max_images=c.max_images, mirror=cfg.data.mirror,
+        )
+    else:
+        device = resolve_device(cfg.device)
+        images, labels = load_split(paths.clean_dir(dataset), "test")
+        images, labels = images[: c.max_images], labels[: c.max_images]
+        x = torch.from_numpy(images).to(device)
+        jobs = [(name, severity) for name in c.corruptions for severity in c.severities]
+        for name, severity in track(jobs, description=f"corrupting {len(images)} {dataset} test images"):
+            save_npy(paths.corrupted_file(dataset, name, severity), corrupt(x, name, severity, seed=cfg.seed, batch_size=c.batch_size).cpu().numpy())
+        save_npy(out / "labels.npy", np.asarray(labels))
+        record = {"source": "generated", "generator": "mollify.corruptions (hendrycks/robustness make_cifar_c.py / "
+                  "make_tinyimagenet_c.py severities)", "seed": cfg.seed, "images": len(labels)}
+    save_json(out / "source.json", {**record, "corruptions": c.corruptions, "severities": c.severities})
 
 
 if __name__ == "__main__":

@@ -42,6 +42,9 @@ class DataConfig(Section):
 
 
 class CorruptConfig(Section):
+    source: Literal["generate", "official"] = Field(
+        "generate", description="generate locally, or download the official CIFAR-10-C / CIFAR-100-C / Tiny-ImageNet-C"
+    )
     corruptions: list[str] = Field(min_length=1)
     severities: list[Severity] = [1, 2, 3, 4, 5]
     max_images: PositiveInt | None = Field(None, description="corrupt only the first N test images (None: all)")
@@ -179,6 +182,12 @@ class Params(Section):
     @model_validator(mode="after")
     def _methods_have_recipes(self) -> Params:
         _check_members(self.methods, self.recipes, "method", _RECIPE_KEYS)
+        return self
+
+    @model_validator(mode="after")
+    def _official_corruptions_exist(self) -> Params:
+        if self.corrupt.source == "official" and "demo" in self.datasets:
+            raise ValueError("corrupt.source=official: the demo dataset has no official corrupted set; use corrupt.source=generate")
         return self
 
     def recipe(self, method: str) -> MethodConfig:

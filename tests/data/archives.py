@@ -75,3 +75,30 @@ def tinyimagenet_archive(path: Path, per_class: int = 2) -> None:
             lines.append(f"val_{k}.JPEG\t{wnid}\t0\t0\t63\t63")
         z.writestr(root + "val/val_annotations.txt", "\n".join(lines) + "\n")
         z.writestr(root + "test/images/test_0.JPEG", _jpeg((0, 0, 0)))
+
+
+def cifar_c_archive(path: Path, corruptions: list[str], n: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
+    """CIFAR-10-C.tar in miniature: CIFAR-10-C/<corruption>.npy (5 n, 32, 32, 3) uint8 and labels.npy
+    (severity blocks of n rows); returns the arrays it holds."""
+    rng = np.random.default_rng(seed)
+    arrays = {name: rng.integers(0, 256, (5 * n, 32, 32, 3), dtype=np.uint8) for name in corruptions}
+    arrays["labels"] = np.tile(rng.integers(0, 10, n), 5).astype(np.uint8)
+    with tarfile.open(path, "w") as tar:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.save(buffer, array)
+            _add_bytes(tar, f"CIFAR-10-C/{name}.npy", buffer.getvalue())
+    return arrays
+
+
+def tiny_c_archive(path: Path, corruptions: list[str], files: int = 2) -> None:
+    """Tiny-ImageNet-C.tar in miniature: Tiny-ImageNet-C/<corruption>/<severity>/<wnid>/<file>.JPEG;
+    the red channel encodes the class (40 + 80 label), the green one the severity."""
+    with tarfile.open(path, "w") as tar:
+        for name in corruptions:
+            for severity in range(1, 6):
+                for wnid in TINY_WNIDS:
+                    label = sorted(TINY_WNIDS).index(wnid)
+                    for k in range(files):
+                        data = _jpeg((40 + 80 * label, 40 * severity, 0))
+                        _add_bytes(tar, f"Tiny-ImageNet-C/{name}/{severity}/{wnid}/ILSVRC2012_val_{k}{label}.JPEG", data)

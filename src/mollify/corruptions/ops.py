@@ -67,7 +67,9 @@ def disk_kernel(radius: float, alias_blur: float) -> torch.Tensor:
         disk = taps[0]
         for tap in taps[1:]:
             disk = disk + tap
-    return torch.from_numpy(disk.astype(np.float64))
+    keep = np.flatnonzero(disk.any(axis=0))  # the kernel is symmetric: trim its zero border (exact, fewer taps)
+    r = min(keep[0], len(disk) - 1 - keep[-1])
+    return torch.from_numpy(disk[r : len(disk) - r, r : len(disk) - r].astype(np.float64))
 
 
 def defocus_blur(x: torch.Tensor, c: tuple[float, float], g: torch.Generator) -> torch.Tensor:

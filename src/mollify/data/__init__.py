@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mollify.data import archives, synthetic
-from mollify.data.datasets import DATASETS, DatasetInfo
+from mollify.data import archives, corrupted, synthetic
+from mollify.data.datasets import CORRUPTED, DATASETS, DatasetInfo
 from mollify.data.download import download
 from mollify.errors import MollifyError
 from mollify.io import load_npy, save_json, save_npy
 
-__all__ = ["DATASETS", "DatasetInfo", "DatasetMeta", "prepare_dataset", "load_split", "load_meta"]
+__all__ = ["CORRUPTED", "DATASETS", "DatasetInfo", "DatasetMeta", "prepare_dataset", "prepare_official_corrupted", "load_split", "load_meta"]
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,7 @@ def prepare_dataset(
         source = f"synthetic (seed {seed})"
     else:
         assert info.url is not None and info.md5 is not None
-        filename = info.url.rsplit("/", 1)[1]
-        url = f"{mirror.rstrip('/')}/{filename}" if mirror else info.url
-        archive = download(url, Path(download_dir) / filename, info.md5)
+        url, archive = _fetch(info.url, info.md5, download_dir, mirror)
         if name == "tinyimagenet":
             train, test = archives.read_tinyimagenet(archive)
         else:
@@ -73,6 +71,46 @@ def prepare_dataset(
         save_npy(Path(out_dir) / f"{split}_y.npy", y)
     save_json(Path(out_dir) / "meta.json", asdict(meta))
     return meta
+
+
+def _fetch(url: str, md5: str, download_dir: Path, mirror: str | None) -> tuple[str, Path]:
+    """Download (or reuse) the archive at `url`, or at <mirror>/<file name>: (the URL used, the path)."""
+    filename = url.rsplit("/", 1)[1]
+    url = f"{mirror.rstrip('/')}/{filename}" if mirror else url
+    return url, download(url, Path(download_dir) / filename, md5)
+
+
+def prepare_official_corrupted(
+    name: str,
+    out_dir: Path,
+    *,
+    download_dir: Path,
+    corruptions: list[str],
+    severities: list[int],
+    max_images: int | None,
+    mirror: str | None = None,
+) -> dict:
+    """Write the official CIFAR-10-C / CIFAR-100-C / Tiny-ImageNet-C as `<out_dir>/<corruption>/s<severity>.npy`
+    (uint8 (N, C, H, W)) and `labels.npy`; return the source record (url, md5)."""
+    if name not in CORRUPTED:
+        raise MollifyError(f"dataset {name!r} has no official corrupted test set (have: {', '.join(CORRUPTED)}); use corrupt.source=generate.")
+    info = CORRUPTED[name]
+    url, archive = _fetch(info.url, info.md5, download_dir, mirror)
+    if name == "tinyimagenet":
+        clean = DATASETS[name]
+        assert clean.url is not None and clean.md5 is not None
+        _, clean_archive = _fetch(clean.url, clean.md5, download_dir, mirror)
+        wnids = archives.read_tinyimagenet_wnids(clean_archive)
+        arrays, labels = corrupted.read_tiny_c(archive, wnids, corruptions, severities, max_images)
+    else:
+        arrays, labels = corrupted.read_cifar_c(archive, corruptions, severities, max_images)
+    size = DATASETS[name].image_size
+    for (corruption, severity), x in arrays.items():
+        if x.shape[1:] != (3, size, size):
+            raise MollifyError(f"{archive}: {corruption}/{severity} images are {x.shape[1:]}, expected (3, {size}, {size}).")
+        save_npy(Path(out_dir) / corruption / f"s{severity}.npy", x)
+    save_npy(Path(out_dir) / "labels.npy", labels)
+    return {"source": "official", "url": url, "md5": info.md5, "images": int(len(labels))}
 
 
 def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:

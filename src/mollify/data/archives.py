@@ -50,24 +50,39 @@ def read_cifar(archive: Path, num_classes: int) -> tuple[Split, Split]:
         raise MollifyError(f"{archive} is not a readable CIFAR archive ({e}); delete it and run again.") from None
 
 
-def _decode_rgb(data: bytes) -> np.ndarray:
+def decode_rgb(data: bytes) -> np.ndarray:
     """A JPEG (grayscale ones included) -> uint8 (3, H, W)."""
     with Image.open(io.BytesIO(data)) as im:
         return np.asarray(im.convert("RGB")).transpose(2, 0, 1)
 
 
-def read_tinyimagenet(archive: Path) -> tuple[Split, Split]:
-    """tiny-imagenet-200.zip -> (train, val); label = position of the wnid in sorted(wnids)."""
-    root = "tiny-imagenet-200/"
+_TINY_ROOT = "tiny-imagenet-200/"
+
+
+def _sorted_wnids(z: zipfile.ZipFile) -> list[str]:
+    return sorted(z.read(_TINY_ROOT + "wnids.txt").decode().split())
+
+
+def read_tinyimagenet_wnids(archive: Path) -> list[str]:
+    """The sorted wnids of tiny-imagenet-200.zip: class k is the k-th (the training labels' order)."""
     try:
         with zipfile.ZipFile(archive) as z:
-            wnids = sorted(z.read(root + "wnids.txt").decode().split())
-            index = {w: i for i, w in enumerate(wnids)}
+            return _sorted_wnids(z)
+    except (zipfile.BadZipFile, KeyError, OSError) as e:
+        raise MollifyError(f"{archive} is not a readable TinyImageNet archive ({e}); delete it and run the data stage.") from None
+
+
+def read_tinyimagenet(archive: Path) -> tuple[Split, Split]:
+    """tiny-imagenet-200.zip -> (train, val); label = position of the wnid in sorted(wnids)."""
+    root = _TINY_ROOT
+    try:
+        with zipfile.ZipFile(archive) as z:
+            index = {w: i for i, w in enumerate(_sorted_wnids(z))}
             train_x, train_y = [], []
             for name in sorted(z.namelist()):
                 parts = name[len(root):].split("/")
                 if len(parts) == 4 and parts[0] == "train" and parts[2] == "images" and name.endswith(".JPEG"):
-                    train_x.append(_decode_rgb(z.read(name)))
+                    train_x.append(decode_rgb(z.read(name)))
                     train_y.append(index[parts[1]])
             val_x, val_y = [], []
             annotations = z.read(root + "val/val_annotations.txt").decode().splitlines()
@@ -75,7 +90,7 @@ def read_tinyimagenet(archive: Path) -> tuple[Split, Split]:
                 if not line.strip():
                     continue
                 file, wnid = line.split("\t")[:2]
-                val_x.append(_decode_rgb(z.read(f"{root}val/images/{file}")))
+                val_x.append(decode_rgb(z.read(f"{root}val/images/{file}")))
                 val_y.append(index[wnid])
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
         raise MollifyError(f"{archive} is not a readable TinyImageNet archive ({e}); delete it and run again.") from None

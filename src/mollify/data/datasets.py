@@ -34,3 +34,19 @@ DATASETS: dict[str, DatasetInfo] = {
         url="http://cs231n.stanford.edu/tiny-imagenet-200.zip", md5="90528d7ca1a48142e341f4ef8d21d0de",
     ),
 }
+
+
+@dataclass(frozen=True)
+class CorruptedInfo:
+    """An official corrupted test set (Hendrycks & Dietterich, ICLR 2019): one tar archive."""
+
+    url: str
+    md5: str
+
+
+# Tiny-ImageNet-C: the fixed mirror (the original record 2536630 has a frost folder with a class-count problem)
+CORRUPTED: dict[str, CorruptedInfo] = {
+    "cifar10": CorruptedInfo("https://zenodo.org/record/2535967/files/CIFAR-10-C.tar", "56bf5dcef84df0e2308c6dcbcbbd8499"),
+    "cifar100": CorruptedInfo("https://zenodo.org/record/3555552/files/CIFAR-100-C.tar", "11f0ed0f1191edbf9fa23466ae6021d3"),
+    "tinyimagenet": CorruptedInfo("https://zenodo.org/record/8206060/files/Tiny-ImageNet-C.tar", "f9c9a9dbdc11469f0b850190f7ad8be1"),
+}

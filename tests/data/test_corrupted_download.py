@@ -1,0 +1,74 @@
+"""Official -C sets: download -> md5 -> conversion to our layout, against the loopback server."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import yaml
+
+from mollify.config import parse_params
+from mollify.data import CORRUPTED, DATASETS, prepare_official_corrupted
+from mollify.data.download import md5sum
+from mollify.errors import MollifyError
+from tests.data.archives import TINY_WNIDS, cifar_c_archive, tiny_c_archive, tinyimagenet_archive
+from tests.conftest import ROOT
+from tests.data.test_download import server  # noqa: F401  (the loopback HTTP server fixture)
+
+
+def _serve(monkeypatch, registry, name, archive):
+    monkeypatch.setitem(registry, name, dataclasses.replace(registry[name], md5=md5sum(archive)))
+
+
+def test_cifar_c(server, tmp_path, monkeypatch):  # noqa: F811
+    served, url = server
+    archive = served / "CIFAR-10-C.tar"
+    arrays = cifar_c_archive(archive, ["fog", "snow"], n=4)
+    _serve(monkeypatch, CORRUPTED, "cifar10", archive)
+    monkeypatch.setattr("mollify.data.corrupted.CIFAR_TEST_SIZE", 4)
+    out = tmp_path / "corrupted"
+    record = prepare_official_corrupted("cifar10", out, download_dir=tmp_path / "dl", corruptions=["snow"],
+                                        severities=[2, 5], max_images=3, mirror=url)
+    assert record == {"source": "official", "url": f"{url}/CIFAR-10-C.tar", "md5": md5sum(archive), "images": 3}
+    for s in (2, 5):
+        np.testing.assert_array_equal(np.load(out / "snow" / f"s{s}.npy"), arrays["snow"][(s - 1) * 4 : (s - 1) * 4 + 3].transpose(0, 3, 1, 2))
+    labels = np.load(out / "labels.npy")
+    assert labels.dtype == np.int64 and labels.tolist() == arrays["labels"][:3].tolist()
+    with pytest.raises(MollifyError, match="has no 'frost'.*fog, snow"):
+        prepare_official_corrupted("cifar10", out, download_dir=tmp_path / "dl", corruptions=["frost"],
+                                   severities=[1], max_images=None, mirror=url)
+
+
+def test_tiny_c_labels_follow_the_training_wnid_order(server, tmp_path, monkeypatch):  # noqa: F811
+    served, url = server
+    tinyimagenet_archive(served / "tiny-imagenet-200.zip")
+    tiny_c_archive(served / "Tiny-ImageNet-C.tar", ["fog"])
+    _serve(monkeypatch, DATASETS, "tinyimagenet", served / "tiny-imagenet-200.zip")
+    _serve(monkeypatch, CORRUPTED, "tinyimagenet", served / "Tiny-ImageNet-C.tar")
+    out = tmp_path / "corrupted"
+    prepare_official_corrupted("tinyimagenet", out, download_dir=tmp_path / "dl", corruptions=["fog"],
+                               severities=[1, 3], max_images=None, mirror=url)
+    labels = np.load(out / "labels.npy")
+    assert sorted(labels.tolist()) == [0, 0, 1, 1, 2, 2]
+    for s in (1, 3):
+        x = np.load(out / "fog" / f"s{s}.npy")
+        assert x.shape == (6, 3, 64, 64) and x.dtype == np.uint8
+        np.testing.assert_allclose(x[:, 0].mean(axis=(1, 2)), 40 + 80 * labels, atol=3)
+        np.testing.assert_allclose(x[:, 1].mean(axis=(1, 2)), 40 * s, atol=3)
+    assert sorted(TINY_WNIDS) != TINY_WNIDS  # the archive lists them unsorted: the order was reconciled
+
+
+def test_md5_mismatch(server, tmp_path):  # noqa: F811
+    served, url = server
+    cifar_c_archive(served / "CIFAR-10-C.tar", ["fog"])
+    with pytest.raises(MollifyError, match="md5 mismatch"):
+        prepare_official_corrupted("cifar10", tmp_path / "c", download_dir=tmp_path / "dl", corruptions=["fog"],
+                                   severities=[1], max_images=None, mirror=url)
+
+
+def test_demo_has_no_official_set():
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["corrupt"]["source"] = "official"
+    with pytest.raises(MollifyError, match="demo dataset has no official corrupted set"):
+        parse_params(raw)
