@@ -10,7 +10,7 @@ from mollify.config import MollifyConfig, Params, load_params
 from mollify.data import load_meta, load_split
 from mollify.io import load_csv, load_json, save_csv, save_text
 from mollify.plots import (
-    corruption_errors, error_vs_severity, mollification_examples, reliability_diagram, results_table,
+    corruption_errors, entropy_vs_t, error_vs_severity, mollification_examples, reliability_diagram, results_table,
 )
 
 app = typer.Typer(add_completion=False)
@@ -32,21 +32,23 @@ def _mollification_figure(cfg: Params, path: Path) -> None:
     dataset = cfg.datasets[0]
     meta = load_meta(paths.clean_dir(dataset))
     x, _ = load_split(paths.clean_dir(dataset), "test")
-    settings = next((cfg.recipe(m).mollify for m in cfg.methods if cfg.recipe(m).mollify), MollifyConfig())
+    settings = next((cfg.recipe(m).mollify for m in cfg.all_methods if cfg.recipe(m).mollify), MollifyConfig())
     mollification_examples(x[0], meta.mean, meta.std, meta.num_classes, settings.npow, settings.bpow, path)
 
 
 @app.command()
 def main(params: Path = PARAMS) -> None:
     """Write plots/compare/*.csv (all datasets x methods, for the top-level `plots:` of dvc.yaml),
-    plots/figures/*.png (incl. mollified examples) and plots/results.md."""
+    plots/figures/*.png (incl. mollified examples, entropy of DiffAug images vs t) and plots/results.md."""
     cfg = load_params(params)
-    severity, corruption, reliability, summaries = [], [], [], {}
+    severity, corruption, reliability, entropy, summaries = [], [], [], [], {}
     for dataset in cfg.datasets:
-        for method in cfg.methods:
+        for method in cfg.all_methods:
             key = {"dataset": dataset, "method": method}
             source = paths.method_plots_dir(dataset, method)
             severity += [{**key, **_numbers(r)} for r in load_csv(source / "severity.csv")]
+            severity += [{**key, "method": f"{method}+DE", **_numbers(r)} for r in load_csv(source / "severity_de.csv")]
+            entropy += [{**key, **_numbers(r)} for r in load_csv(source / "diffaug_entropy.csv")]
             reliability += [{**key, **_numbers(r)} for r in load_csv(source / "reliability.csv")]
             table = [_numbers(r) for r in load_csv(source / "corruptions.csv")]
             for name in dict.fromkeys(r["corruption"] for r in table):
@@ -56,10 +58,12 @@ def main(params: Path = PARAMS) -> None:
     save_csv(paths.compare_dir() / "error_vs_severity.csv", severity)
     save_csv(paths.compare_dir() / "corruption_error.csv", corruption)
     save_csv(paths.compare_dir() / "reliability.csv", reliability)
+    save_csv(paths.compare_dir() / "diffaug_entropy.csv", entropy)
     figures = paths.figures_dir()
     error_vs_severity(severity, figures / "error_vs_severity.png")
     corruption_errors(corruption, figures / "corruption_error.png")
     reliability_diagram(reliability, figures / "reliability.png")
+    entropy_vs_t(entropy, figures / "diffaug_entropy.png")
     save_text(paths.PLOTS / "results.md", results_table(summaries))
     _mollification_figure(cfg, figures / "mollification_examples.png")
     typer.echo(results_table(summaries))

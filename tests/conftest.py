@@ -18,6 +18,9 @@ def tiny_params(**overrides: object) -> dict:
     """The repository's params.yaml shrunk to seconds of CPU work (the smoke-test override)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["methods"] = ["baseline", "trivaug_mollify"]
+    params["diffaug_methods"] = ["diffaug"]
+    params["diffusion"].update({"steps": 4, "batch_size": 16, "eval_every": 2, "eval_images": 16})
+    params["evaluate"]["diffaug_ensemble"].update({"step": 150, "corrupted_images": 8, "entropy_step": 250, "entropy_images": 16})
     params["data"]["demo"] = {"train_size": 256, "test_size": 64}
     params["corrupt"]["max_images"] = None
     params["corrupt"]["severities"] = [1, 3, 5]

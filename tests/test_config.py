@@ -21,7 +21,32 @@ def _error(raw: dict) -> str:
 def test_repository_params_are_valid():
     cfg = load_params(ROOT / "params.yaml")
     assert cfg.datasets == ["demo"]
-    assert {"baseline", "trivaug"} <= set(cfg.methods)
+    assert {"baseline", "mollify"} <= set(cfg.methods)
+    assert cfg.diffaug_methods == ["diffaug", "diffaug_trivaug"]
+
+
+def test_diffaug_recipes_go_under_diffaug_methods():
+    raw = _raw()
+    raw["methods"] = ["baseline", "diffaug"]
+    assert "method 'diffaug' uses DiffAug: list it under `diffaug_methods`" in _error(raw)
+    raw["methods"], raw["diffaug_methods"] = ["mollify"], ["baseline"]
+    message = _error(raw)
+    assert "'baseline' in `diffaug_methods` does not use DiffAug" in message
+    assert "got {" not in message  # a whole-params problem does not echo all of params.yaml
+
+
+def test_diffaug_is_one_batch_level_method():
+    raw = _raw()
+    raw["recipes"]["baseline"]["mollify"] = {}
+    raw["recipes"]["baseline"]["diffaug"] = True
+    assert "at most one batch-level robustness method per recipe, got mollify + diffaug" in _error(raw)
+
+
+def test_hub_model_is_never_fetched_implicitly():
+    from mollify.diffusion import load_unet
+
+    with pytest.raises(MollifyError, match="set diffusion.download: true"):
+        load_unet("google/ddpm-cifar10-32")
 
 
 def test_misspelled_key_is_named_with_a_suggestion():

@@ -115,14 +115,30 @@ class SoftAugConfig(Section):
     final_epochs_without: int = Field(20, ge=0, description="last epochs with the soft crop off (reference fine-tune)")
 
 
+class DiffusionConfig(Section):
+    """The diffusion model behind DiffAug (mollify/diffusion.py): trained on the train split, or a
+    pretrained diffusers UNet2DModel (epsilon prediction, linear betas 1e-4..0.02, T = 1000)."""
+
+    pretrained: str | None = Field(None, description="local diffusers directory or hub id (None: train one here)")
+    download: bool = Field(False, description="allow fetching `pretrained` from the Hugging Face hub")
+    unet: Literal["demo", "ddpm_cifar10"] = Field("demo", description="UNet2DModel configuration to train")
+    steps: PositiveInt = 600
+    batch_size: PositiveInt = 64
+    lr: float = Field(2e-4, gt=0, description="Adam learning rate (DDPM: 2e-4)")
+    ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of the weights (DDPM: 0.9999)")
+    eval_every: PositiveInt = Field(100, description="held-out denoising MSE every N steps (and a checkpoint)")
+    eval_images: PositiveInt = Field(500, description="held-out test images for the denoising MSE")
+
+
 class MethodConfig(Section):
     """A named recipe: base augmentations, at most one batch-level robustness method
-    (mollify | nfm | softaug), model options, loss (+ model override)."""
+    (mollify | nfm | softaug | diffaug), model options, loss (+ model override)."""
 
     augment: list[Augmentation] = Field(default_factory=list)
     mollify: MollifyConfig | None = None
     nfm: NFMConfig | None = None
     softaug: SoftAugConfig | None = None
+    diffaug: bool = Field(False, description="train on the clean images + their DiffAug versions (CE + CE)")
     smoothing: bool = Field(False, description="TanhBlur spatial smoothing after each stage")
     mc_dropout: float = Field(0.0, ge=0, lt=1, description="test-time dropout rate in each block (0: off)")
     loss: Literal["ce", "nce", "bce"] = "ce"
@@ -131,6 +147,7 @@ class MethodConfig(Section):
     @model_validator(mode="after")
     def _compatible(self) -> MethodConfig:
         chosen = [name for name in ("mollify", "nfm", "softaug") if getattr(self, name) is not None]
+        chosen += ["diffaug"] * self.diffaug
         if len(chosen) > 1:
             raise ValueError(f"at most one batch-level robustness method per recipe, got {' + '.join(chosen)}")
         if chosen and chosen[0] in ("nfm", "softaug") and self.mix:
@@ -156,11 +173,23 @@ class MethodConfig(Section):
         return next((name for name in self.augment if name in ("mixup", "cutmix")), None)
 
 
+class DiffAugEnsembleConfig(Section):
+    """DiffAug Ensemble (test time): softmax averaged over members t = 0, step, ..., max_t."""
+
+    step: PositiveInt = Field(50, description="spacing of the member timesteps (released default 50)")
+    max_t: int = Field(450, ge=0, lt=1000)
+    corrupted_images: PositiveInt | None = Field(None, description="first N images of each corrupted set (None: all); "
+                                                 "the clean test set is used whole")
+    entropy_step: PositiveInt = Field(100, description="predictive entropy of DiffAug images at t = 0, step, ... (paper Fig. 2)")
+    entropy_images: PositiveInt = Field(200, description="test images for the entropy curve")
+
+
 class EvaluateConfig(Section):
     batch_size: PositiveInt = 1000
     ece_bins: PositiveInt = 15
     mc_samples: PositiveInt = Field(10, description="stochastic passes averaged for MC-dropout models")
     mc_sweep: list[PositiveInt] = Field([1, 2, 5, 10, 50], description="clean-set metrics for each n (MC-dropout models)")
+    diffaug_ensemble: DiffAugEnsembleConfig = DiffAugEnsembleConfig()
 
 
 class Params(Section):
@@ -168,11 +197,13 @@ class Params(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     datasets: list[str] = Field(min_length=1)
     methods: list[str] = Field(min_length=1)
+    diffaug_methods: list[str] = Field([], description="recipes with diffaug: their train stage depends on the diffusion model")
     data: DataConfig = DataConfig()
     corrupt: CorruptConfig
     train: TrainConfig = TrainConfig()
     recipes: dict[str, MethodConfig]
     evaluate: EvaluateConfig = EvaluateConfig()
+    diffusion: DiffusionConfig = DiffusionConfig()
 
     @field_validator("datasets")
     @classmethod
@@ -181,8 +212,19 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _methods_have_recipes(self) -> Params:
-        _check_members(self.methods, self.recipes, "method", _RECIPE_KEYS)
+        _check_members(self.methods + self.diffaug_methods, self.recipes, "method", _RECIPE_KEYS)
+        for name in self.methods:
+            if self.recipes[name].diffaug:
+                raise ValueError(f"method {name!r} uses DiffAug: list it under `diffaug_methods` (its train stage "
+                                 "depends on the diffusion model), not under `methods`")
+        for name in self.diffaug_methods:
+            if not self.recipes[name].diffaug:
+                raise ValueError(f"method {name!r} in `diffaug_methods` does not use DiffAug: move it to `methods`")
         return self
+
+    @property
+    def all_methods(self) -> list[str]:
+        return self.methods + self.diffaug_methods
 
     @model_validator(mode="after")
     def _official_corruptions_exist(self) -> Params:
@@ -224,6 +266,8 @@ def _describe(error: dict[str, Any]) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "missing":
         return f"{key}: required key is missing"
+    if not key:  # a check across sections
+        return message
     return f"{key}: {message} (got {error['input']!r})"
 
 

@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from mollify.augment.diffaug import DiffAug
 from mollify.corruptions import EXTRA, STANDARD, group_of
 from mollify.device import Normalize, autocast
 
 SUMMARY_KEYS = ("err", "nll", "ece")
 
 
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
 @torch.no_grad()
 def predict_probs(model: nn.Module, images: np.ndarray | torch.Tensor, normalize: Normalize, device: torch.device,
-                  batch_size: int = 1000, precision: str = "auto", samples: int = 1) -> torch.Tensor:
+                  batch_size: int = 1000, precision: str = "auto", samples: int = 1,
+                  transform: Transform | None = None) -> torch.Tensor:
     """Softmax of the model on uint8 images, batch by batch: float64 (N, K) on the CPU; the mean
-    over `samples` stochastic passes for models with test-time dropout."""
+    over `samples` stochastic passes for models with test-time dropout. `transform` maps each
+    batch, as floats in [0, 1], before the classifier (e.g. a DiffAug step)."""
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
-        x = normalize(torch.as_tensor(np.asarray(images[start : start + batch_size])).to(device, non_blocking=True))
+        x = torch.as_tensor(np.asarray(images[start : start + batch_size])).to(device, non_blocking=True)
+        if transform is not None:
+            x = transform(x.float() / 255) * 255
+        x = normalize(x)
         probs = 0
         for _ in range(samples):
             with autocast(device, precision):
@@ -30,6 +39,25 @@ def predict_probs(model: nn.Module, images: np.ndarray | torch.Tensor, normalize
             probs = probs + torch.softmax(logits.double(), dim=1)
         out.append((probs / samples).cpu())
     return torch.cat(out)
+
+
+def predict_probs_ensemble(model: nn.Module, images: np.ndarray | torch.Tensor, normalize: Normalize, device: torch.device,
+                           diffaug: DiffAug, timesteps: list[int], seed: int, batch_size: int = 1000,
+                           precision: str = "auto", samples: int = 1) -> torch.Tensor:
+    """DiffAug Ensemble (Sastry et al., 2024): the softmax averaged over members t in `timesteps`,
+    each the one-step diffuse-and-denoise of the images with one noise draw (seeded by `seed` and t,
+    so every classifier sees the same members); t = 0 is the raw image."""
+    total = 0
+    for t in timesteps:
+        g = torch.Generator(device=device).manual_seed(seed * 1_000_003 + t)
+        transform = None if t == 0 else (lambda x, t=t, g=g: diffaug(x, g, t))
+        total = total + predict_probs(model, images, normalize, device, batch_size, precision, samples, transform)
+    return total / len(timesteps)
+
+
+def predictive_entropy(probs: torch.Tensor) -> torch.Tensor:
+    """H(p) = -sum_k p_k log p_k per row (nats)."""
+    return -(probs * probs.clamp_min(1e-300).log()).sum(dim=1)
 
 
 def _mean(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, float | None]:

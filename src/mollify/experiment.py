@@ -14,16 +14,20 @@ import torch
 import torch.nn as nn
 
 from mollify import paths
-from mollify.augment import BatchRecipe, Mollification, NoisyFeatureMixup, SoftAugmentation, compose
+from mollify.augment import (BatchRecipe, DiffAug, Mollification, NoisyFeatureMixup, NormalizedDiffAug,
+                             SoftAugmentation, compose, ensemble_timesteps)
 from mollify.config import MethodConfig, Params
 from mollify.data import DatasetMeta, load_meta, load_split
 from mollify.device import Normalize, resolve_device
 from mollify.errors import MollifyError
-from mollify.evaluate import predict_probs, summarize
+from mollify.diffusion import (NUM_TIMESTEPS, DiffusionSettings, denoising_mse, load_unet, make_scheduler, make_unet,
+                               save_pipeline, train_diffusion)
+from mollify.evaluate import SUMMARY_KEYS, predict_probs, predict_probs_ensemble, predictive_entropy, summarize
 from mollify.io import load_npy, load_torch, save_csv, save_json, save_torch
 from mollify.losses import LOSSES
 from mollify.metrics import classification_metrics, reliability_bins
 from mollify.models import create_model, is_stochastic
+from mollify.plots import diffaug_examples
 from mollify.train import TrainSettings, train
 
 
@@ -34,7 +38,9 @@ def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = T
     meta = load_meta(paths.clean_dir(dataset))
     x, y = load_split(paths.clean_dir(dataset), "train")
     model_name = cfg.model_name(method)
-    batch_recipe = build_recipe(recipe, meta.num_classes)
+    normalize = Normalize(meta.mean, meta.std, device, cfg.train.channels_last)
+    diffaug = NormalizedDiffAug(load_diffaug(dataset, device, cfg.train.precision), normalize) if recipe.diffaug else None
+    batch_recipe = build_recipe(recipe, meta.num_classes, diffaug)
     model_options = {"smoothing": recipe.smoothing, "mc_dropout": recipe.mc_dropout}
     torch.manual_seed(cfg.seed)  # weight initialisation
     model = create_model(model_name, batch_recipe.output_classes, **model_options).to(device)
@@ -49,10 +55,10 @@ def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = T
     augment = compose(recipe.augment, cfg.train.crop_padding, cfg.train.rotation_degrees)
     fingerprint = _fingerprint({"settings": asdict(settings), "recipe": recipe.model_dump(), "model": model_name,
                                 "train": cfg.train.model_dump(), "data": hashlib.sha256(x.tobytes()).hexdigest(),
-                                "code": _code_fingerprint()})
+                                "code": _code_fingerprint(), "diffusion": _diffusion_fingerprint(dataset) if diffaug else None})
     history = train(
         model, torch.from_numpy(x).to(device), torch.from_numpy(y).to(device), augment,
-        Normalize(meta.mean, meta.std, device, cfg.train.channels_last), batch_recipe, LOSSES[recipe.loss], settings,
+        normalize, batch_recipe, LOSSES[recipe.loss], settings,
         checkpoint=paths.checkpoint_file(dataset, method), fingerprint=fingerprint, show_progress=show_progress,
     )
     save_torch(paths.model_file(dataset, method), {
@@ -63,14 +69,30 @@ def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = T
     return history
 
 
-def build_recipe(recipe: MethodConfig, num_classes: int) -> BatchRecipe:
-    """The batch-level part of a recipe: soft crop or mixup / cutmix, mollification, NFM."""
+def build_recipe(recipe: MethodConfig, num_classes: int, diffaug: NormalizedDiffAug | None = None) -> BatchRecipe:
+    """The batch-level part of a recipe: soft crop or mixup / cutmix, mollification, NFM, DiffAug."""
+    if recipe.diffaug and diffaug is None:
+        raise MollifyError("a DiffAug recipe needs the diffusion model (build_recipe(..., diffaug=...))")
     return BatchRecipe(
         num_classes, recipe.mix,
         mollification=Mollification(num_classes, **recipe.mollify.model_dump()) if recipe.mollify else None,
         softaug=SoftAugmentation(num_classes, **recipe.softaug.model_dump()) if recipe.softaug else None,
         nfm=NoisyFeatureMixup(**recipe.nfm.model_dump()) if recipe.nfm else None,
+        diffaug=diffaug,
     )
+
+
+def load_diffaug(dataset: str, device: torch.device, precision: str = "auto") -> DiffAug:
+    """DiffAug with the diffusion stage's model of `dataset`."""
+    return DiffAug(load_unet(paths.diffusion_dir(dataset)).to(device), precision)
+
+
+def _diffusion_fingerprint(dataset: str) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths.diffusion_dir(dataset).rglob("*")):
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _fingerprint(obj: Any) -> str:
@@ -109,38 +131,127 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
     stochastic = is_stochastic(model)  # MC dropout: average the softmax of several passes
     torch.manual_seed(cfg.seed)
 
-    def metrics_of(images: np.ndarray, labels: np.ndarray, samples: int = cfg.evaluate.mc_samples if stochastic else 1,
-                   ) -> tuple[dict[str, float], torch.Tensor]:
-        probs = predict_probs(model, images, normalize, device, cfg.evaluate.batch_size, cfg.train.precision, samples)
+    samples = cfg.evaluate.mc_samples if stochastic else 1
+    batch, precision = cfg.evaluate.batch_size, cfg.train.precision
+
+    def plain(images: np.ndarray, samples: int = samples) -> torch.Tensor:
+        return predict_probs(model, images, normalize, device, batch, precision, samples)
+
+    def metrics_of(probs: torch.Tensor, labels: np.ndarray) -> dict[str, float]:
         # with the extra noise class of `la`/`lm`, the real classes' probabilities (as the reference)
-        probs = probs[:, : meta.num_classes]
-        return classification_metrics(probs, torch.from_numpy(np.asarray(labels)), bins), probs
+        return classification_metrics(probs[:, : meta.num_classes], torch.from_numpy(np.asarray(labels)), bins)
 
     x, y = load_split(paths.clean_dir(dataset), "test")
-    clean, clean_probs = metrics_of(x, y)
     labels = load_npy(paths.corrupted_dir(dataset) / "labels.npy", dtype=np.dtype(np.int64), ndim=1)
-    table = []
+    corrupted = []
     for name in cfg.corrupt.corruptions:
         for severity in cfg.corrupt.severities:
-            images = load_npy(paths.corrupted_file(dataset, name, severity), dtype=np.dtype(np.uint8), ndim=4)
+            images = load_npy(paths.corrupted_file(dataset, name, severity), dtype=np.dtype(np.uint8), ndim=4, mmap=True)
             if len(images) != len(labels):
                 raise MollifyError(f"{paths.corrupted_file(dataset, name, severity)} has {len(images)} images for "
                                    f"{len(labels)} labels; re-run the corrupt stage.")
-            table.append({"corruption": name, "severity": severity, **metrics_of(images, labels)[0]})
+            corrupted.append((name, severity, images))
+
+    def corruption_table(predict, n: int | None = None) -> list[dict[str, Any]]:
+        """Metrics per corruption and severity (first n images of each set)."""
+        return [{"corruption": name, "severity": severity, **metrics_of(predict(images[:n]), labels[:n])}
+                for name, severity, images in corrupted]
+
+    clean_probs = plain(x)
+    clean = metrics_of(clean_probs, y)
+    table = corruption_table(plain)
     summary = summarize(clean, table)
     if stochastic:
         summary["mc_samples"] = cfg.evaluate.mc_samples
-        summary["mc_sweep"] = {str(n): metrics_of(x, y, n)[0] for n in cfg.evaluate.mc_sweep}
+        summary["mc_sweep"] = {str(n): metrics_of(plain(x, n), y) for n in cfg.evaluate.mc_sweep}
+
+    # DiffAug Ensemble beside the default evaluation, on the same images
+    de = cfg.evaluate.diffaug_ensemble
+    diffaug = load_diffaug(dataset, device, precision)
+    members = ensemble_timesteps(de.step, de.max_t)
+
+    def ensemble(images: np.ndarray) -> torch.Tensor:
+        return predict_probs_ensemble(model, images, normalize, device, diffaug, members, cfg.seed, batch, precision, samples)
+
+    n = de.corrupted_images
+    default = summary if n is None else summarize(clean, corruption_table(plain, n))
+    summary["diffaug_ensemble"] = {
+        "members": members, "corrupted_images": len(labels[:n]),
+        "default": {k: v for k, v in default.items() if k.startswith(("clean", "corrupted"))},
+        "ensemble": summarize(metrics_of(ensemble(x), y), corruption_table(ensemble, n)),
+    }
     save_json(paths.metrics_file(dataset, method), summary)
 
     out = paths.method_plots_dir(dataset, method)
     save_csv(out / "corruptions.csv", table)
-    severity_rows = [{"severity": 0, **{k: clean[k] for k in ("err", "nll", "ece")}}]
-    severity_rows += [{"severity": int(s), **v} for s, v in summary.get("corrupted", {}).get("by_severity", {}).items()]
-    save_csv(out / "severity.csv", severity_rows)
+    save_csv(out / "severity.csv", _severity_rows(summary))
+    save_csv(out / "severity_de.csv", _severity_rows(summary["diffaug_ensemble"]["ensemble"]))
+    member = lambda images, t: predict_probs_ensemble(model, images, normalize, device, diffaug, [t], cfg.seed, batch, precision, samples)
+    save_csv(out / "diffaug_entropy.csv",
+             diffaug_entropy(member, x[: de.entropy_images], y[: de.entropy_images], range(0, 1000, de.entropy_step)))
     rel = reliability_bins(clean_probs, torch.from_numpy(y), bins)
     save_csv(out / "reliability.csv", [
         {"bin": b, "confidence": float(rel["confidence"][b]), "accuracy": float(rel["accuracy"][b]), "count": int(rel["count"][b])}
         for b in range(bins)
     ])
     return summary
+
+
+def _severity_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """err, nll, ece by severity, 0 = clean (the 15 standard corruptions)."""
+    rows = [{"severity": 0, **{k: summary["clean"][k] for k in SUMMARY_KEYS}}]
+    return rows + [{"severity": int(s), **v} for s, v in summary.get("corrupted", {}).get("by_severity", {}).items()]
+
+
+def diffaug_entropy(member_probs, images: np.ndarray, labels: np.ndarray, timesteps) -> list[dict[str, Any]]:
+    """Mean predictive entropy (and error) of a classifier on the DiffAug images at each t (the
+    DiffAug paper's Fig. 2); `member_probs(images, t)` is its softmax on them."""
+    rows = []
+    for t in timesteps:
+        probs = member_probs(images, t)
+        rows.append({"t": t, "entropy": float(predictive_entropy(probs).mean()),
+                     "err": float((probs.argmax(1) != torch.from_numpy(np.asarray(labels))).double().mean())})
+    return rows
+
+
+def prepare_diffusion(cfg: Params, dataset: str, show_progress: bool = True) -> dict[str, Any]:
+    """The diffusion stage: train the DDPM on the train split (resumably) or load the configured
+    pretrained one; write it as a diffusers pipeline, its held-out denoising MSE vs t (metrics and
+    plot data) and its training log."""
+    settings_cfg = cfg.diffusion
+    device = resolve_device(cfg.device)
+    x, _ = load_split(paths.clean_dir(dataset), "train")
+    held_out = torch.from_numpy(load_split(paths.clean_dir(dataset), "test")[0][: settings_cfg.eval_images]).to(device)
+    log: list[dict[str, Any]] = []
+    if settings_cfg.pretrained is not None:
+        unet = load_unet(settings_cfg.pretrained, settings_cfg.download).to(device)
+        if unet.config.sample_size != x.shape[-1] or unet.config.in_channels != x.shape[1]:
+            raise MollifyError(f"diffusion.pretrained {settings_cfg.pretrained!r} is a {unet.config.sample_size} px, "
+                               f"{unet.config.in_channels}-channel model; {dataset} has {x.shape[-1]} px images.")
+    else:
+        torch.manual_seed(cfg.seed)
+        unet = make_unet(settings_cfg.unet, x.shape[-1], x.shape[1]).to(device)
+        settings = DiffusionSettings(steps=settings_cfg.steps, batch_size=settings_cfg.batch_size, lr=settings_cfg.lr,
+                                     ema_decay=settings_cfg.ema_decay, seed=cfg.seed, eval_every=settings_cfg.eval_every)
+        fingerprint = _fingerprint({"settings": asdict(settings), "unet": settings_cfg.unet, "code": _code_fingerprint(),
+                                    "data": hashlib.sha256(x.tobytes()).hexdigest()})
+        unet, log = train_diffusion(unet, torch.from_numpy(x).to(device), held_out, settings,
+                                    paths.diffusion_checkpoint(dataset), fingerprint, show_progress)
+    save_pipeline(unet, paths.diffusion_dir(dataset))
+    alphas_cumprod = make_scheduler().alphas_cumprod
+    curve = denoising_mse(unet, held_out, list(range(0, NUM_TIMESTEPS, 50)) + [NUM_TIMESTEPS - 1], alphas_cumprod, cfg.seed)
+    out = paths.diffusion_plots_dir(dataset)
+    save_csv(out / "denoising_mse.csv", [{"t": t, "mse": mse} for t, mse in curve.items()])
+    if log:
+        save_csv(out / "train_log.csv", log)
+    test_images = load_split(paths.clean_dir(dataset), "test")[0][:4]
+    diffaug_examples(test_images, DiffAug(unet), list(range(350, 701, 50)), cfg.seed, out / "diffaug_examples.png")
+    metrics = {
+        "source": settings_cfg.pretrained or f"trained: {settings_cfg.unet}, {settings_cfg.steps} steps",
+        "parameters": sum(p.numel() for p in unet.parameters()),
+        "held_out_images": len(held_out),
+        "denoising_mse": {f"t{t}": curve[t] for t in (100, 300, 500)},
+        "denoising_mse_mean": sum(curve.values()) / len(curve),
+    }
+    save_json(paths.diffusion_metrics_file(dataset), metrics)
+    return metrics

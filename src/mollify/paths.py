@@ -29,6 +29,24 @@ def checkpoint_file(dataset: str, method: str) -> Path:
     return DATA / dataset / "checkpoints" / f"{method}.pt"
 
 
+def diffusion_dir(dataset: str) -> Path:
+    """The diffusion model for DiffAug as a diffusers DDPMPipeline directory."""
+    return DATA / dataset / "diffusion"
+
+
+def diffusion_checkpoint(dataset: str) -> Path:
+    return DATA / dataset / "checkpoints" / "diffusion.pt"
+
+
+def diffusion_metrics_file(dataset: str) -> Path:
+    return METRICS / dataset / "diffusion.json"
+
+
+def diffusion_plots_dir(dataset: str) -> Path:
+    """The diffusion model's training log and denoising error vs t."""
+    return PLOTS / "diffusion" / dataset
+
+
 def metrics_file(dataset: str, method: str) -> Path:
     return METRICS / dataset / f"{method}.json"
 

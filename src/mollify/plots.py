@@ -69,17 +69,57 @@ def corruption_errors(rows: list[dict[str, Any]], path: Path) -> None:
     _save(fig, path)
 
 
+def entropy_vs_t(rows: list[dict[str, Any]], path: Path) -> None:
+    """Mean predictive entropy of each classifier on DiffAug images against t (DiffAug, Fig. 2)."""
+    datasets = _by(rows, "dataset")
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
+    for ax, (dataset, drows) in zip(axes[0], datasets.items()):
+        for method, mrows in _by(drows, "method").items():
+            ax.plot([r["t"] for r in mrows], [r["entropy"] for r in mrows], marker="o", markersize=3, label=method)
+        ax.set(title=dataset, xlabel="diffusion time t", ylabel="mean predictive entropy (nats)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def diffaug_examples(images: np.ndarray, diffaug: Any, timesteps: list[int], seed: int, path: Path) -> None:
+    """DiffAug's Fig. 1: each row a test image (first column) and its one-step diffuse-and-denoise
+    versions at the given t (one noise draw per image and t, from `seed`)."""
+    import torch
+
+    x = torch.from_numpy(images).float().to(diffaug.alphas_cumprod.device) / 255
+    columns = [x] + [diffaug(x, torch.Generator(device=x.device).manual_seed(seed * 1_000_003 + t), t) for t in timesteps]
+    fig, axes = plt.subplots(len(x), len(columns), figsize=(1.2 * len(columns), 1.25 * len(x)), squeeze=False)
+    for c, (batch, title) in enumerate(zip(columns, ["image"] + [f"t={t}" for t in timesteps])):
+        shown = batch.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+        for r in range(len(x)):
+            axes[r, c].imshow(shown[r], interpolation="nearest")
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+        axes[0, c].set_title(title, fontsize=8)
+    fig.suptitle("DiffAug: one-step diffuse-and-denoise", fontsize=9)
+    _save(fig, path)
+
+
 def results_table(summaries: dict[tuple[str, str], dict[str, Any]]) -> str:
-    """Markdown table: clean and mean corrupted err / NLL / ECE per (dataset, method), in percent
-    for err and ECE."""
+    """Markdown table per (dataset, method): clean and mean corrupted err / NLL / ECE (err and ECE
+    in percent), and error with the DiffAug Ensemble beside the default on the same images."""
     lines = [
-        "| dataset | method | clean err % | clean NLL | clean ECE % | corrupted err % | corrupted NLL | corrupted ECE % |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| dataset | method | clean err % | clean NLL | clean ECE % | corrupted err % | corrupted NLL | corrupted ECE % "
+        "| clean err % (DE) | corrupted err % (default / DE, DE subset) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (dataset, method), s in summaries.items():
         c, k = s["clean"], s.get("corrupted", {})
         cells = [f"{100 * c['err']:.2f}", f"{c['nll']:.3f}", f"{100 * c['ece']:.2f}"]
         cells += [f"{100 * k['err']:.2f}", f"{k['nll']:.3f}", f"{100 * k['ece']:.2f}"] if k else ["-"] * 3
+        de = s.get("diffaug_ensemble")
+        if de:
+            default, ensemble = de["default"].get("corrupted"), de["ensemble"].get("corrupted")
+            cells.append(f"{100 * de['ensemble']['clean']['err']:.2f}")
+            cells.append(f"{100 * default['err']:.2f} / {100 * ensemble['err']:.2f}" if default else "-")
+        else:
+            cells += ["-"] * 2
         lines.append(f"| {dataset} | {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

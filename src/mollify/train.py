@@ -123,12 +123,12 @@ def train(
                 x, soft_targets = recipe(normalize(augment(images[idx], g)), y, g)
                 with autocast(device, settings.precision):
                     logits, soft_targets = recipe.forward(model, x, soft_targets, g)
-                loss = loss_fn(logits, soft_targets)
+                loss = loss_fn(logits, soft_targets) * recipe.loss_scale
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 loss_sum += loss.detach()
-                correct += (logits[:, : recipe.num_classes].argmax(1) == y).sum()
+                correct += (logits[: len(y), : recipe.num_classes].argmax(1) == y).sum()  # clean rows
                 if i % 20 == 19 or i == steps_per_epoch - 1:  # a host sync every 20 steps, not every step
                     seen = (i + 1) * batch
                     progress.update(task, completed=step + 1, loss=float(loss_sum) / (i + 1), acc=float(correct) / seen,

@@ -2,16 +2,17 @@
 
 Per-image steps on uint8 (`compose`: flip, crop, rotate, TrivialAugment, RandAugment,
 AutoAugment, AugMix) and batch-level steps on normalised floats (`BatchRecipe`: soft crop or mixup / cutmix, then
-`Mollification`; `NoisyFeatureMixup` inside the network).
+`Mollification`; `NoisyFeatureMixup` inside the network; `DiffAug` beside the clean batch).
 """
 
 from mollify.augment.base import POLICIES, Augmentation, PerSample, compose, random_crop, random_flip, random_rotation
 from mollify.augment.batch import MIXES, BatchRecipe
+from mollify.augment.diffaug import DiffAug, NormalizedDiffAug, ensemble_timesteps
 from mollify.augment.mollification import Mollification
 from mollify.augment.nfm import NoisyFeatureMixup
 from mollify.augment.soft_augmentation import SoftAugmentation
 
 __all__ = [
-    "MIXES", "POLICIES", "Augmentation", "Mollification", "PerSample", "BatchRecipe",
+    "MIXES", "POLICIES", "Augmentation", "DiffAug", "Mollification", "NormalizedDiffAug", "ensemble_timesteps", "PerSample", "BatchRecipe",
     "compose", "random_crop", "random_flip", "random_rotation",
 ]

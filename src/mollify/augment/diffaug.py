@@ -1,0 +1,66 @@
+"""DiffAug (Sastry et al., NeurIPS 2024): one diffuse-and-denoise step with a pretrained DDPM.
+
+    t ~ U{0..T-1} per sample, x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) z,
+    x0_hat = (x_t - sqrt(1 - abar_t) eps_theta(x_t, t)) / sqrt(abar_t), clamped to [-1, 1].
+
+No gradient flows through the diffusion model. In a training loop::
+
+    diffaug = DiffAug(unet)                       # a diffusers UNet2DModel (epsilon prediction)
+    x_aug = diffaug(x01, generator)               # images in [0, 1] -> their DiffAug versions
+    logits = model(normalize(torch.cat([x01, x_aug])))
+    loss = F.cross_entropy(logits[:n], y) + F.cross_entropy(logits[n:], y)
+
+The DiffAug Ensemble (test time) averages the softmax over fixed t in {0, 50, ..., 450}, t = 0
+being the raw image; see `ensemble_timesteps` and mollify.evaluate.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import UNet2DModel
+
+from mollify.device import Normalize, autocast
+from mollify.diffusion import NUM_TIMESTEPS, denoise_one_step, make_scheduler
+
+
+def ensemble_timesteps(step: int = 50, max_t: int = 450) -> list[int]:
+    """The DiffAug-Ensemble members {0, step, ..., max_t} (the released default: step 50, max 450)."""
+    return list(range(0, max_t + 1, step))
+
+
+class DiffAug:
+    """Images in [0, 1] (B, C, H, W) -> their one-step diffuse-and-denoise versions in [0, 1]."""
+
+    def __init__(self, unet: UNet2DModel, precision: str = "auto"):
+        self.unet = unet.eval().requires_grad_(False)
+        self.alphas_cumprod = make_scheduler().alphas_cumprod.to(unet.device)
+        self.precision = precision
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, g: torch.Generator | None = None, t: torch.Tensor | int | None = None) -> torch.Tensor:
+        """`t`: a timestep per sample, one for all, or None for t ~ U{0..T-1} per sample; t = 0 returns
+        the image itself (the ensemble's raw member)."""
+        n = len(x)
+        if t is None:
+            t = torch.randint(NUM_TIMESTEPS, (n,), generator=g, device=x.device)
+        elif isinstance(t, int):
+            if t == 0:
+                return x
+            t = torch.full((n,), t, device=x.device, dtype=torch.long)
+        noise = torch.randn(x.shape, generator=g, device=x.device)
+        with autocast(x.device, self.precision):  # bf16 on CUDA
+            x0_hat = denoise_one_step(self.unet, x.float() * 2 - 1, t, noise, self.alphas_cumprod)
+        return ((x0_hat + 1) / 2).to(x.dtype)
+
+
+class NormalizedDiffAug:
+    """DiffAug on classifier inputs standardised by `normalize` (as the training loop holds them):
+    undo the standardisation, diffuse-and-denoise in [0, 1], standardise again."""
+
+    def __init__(self, diffaug: DiffAug, normalize: Normalize):
+        self.diffaug, self.normalize = diffaug, normalize
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
+        pixels = (x * self.normalize.std + self.normalize.mean) / 255
+        out = self.diffaug(pixels, g) * 255
+        return self.normalize(out)

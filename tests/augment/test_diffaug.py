@@ -1,0 +1,120 @@
+"""DiffAug: the one-step Tweedie estimate against diffusers, the DDPM's training, the ensemble."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mollify.augment import BatchRecipe, DiffAug, NormalizedDiffAug, ensemble_timesteps
+from mollify.data.synthetic import generate
+from mollify.device import Normalize
+from mollify.diffusion import (DiffusionSettings, denoising_mse, load_unet, make_scheduler, make_unet, q_sample,
+                               save_pipeline, train_diffusion, tweedie_x0)
+from mollify.evaluate import predict_probs, predict_probs_ensemble
+from mollify.losses import soft_cross_entropy
+from mollify.models import create_model
+
+
+def test_tweedie_estimate_equals_diffusers_pred_original_sample_per_sample_t():
+    scheduler = make_scheduler()
+    g = torch.Generator().manual_seed(0)
+    x_t = 1.5 * torch.randn(6, 3, 8, 8, generator=g)
+    eps = torch_eps = torch.randn(6, 3, 8, 8, generator=g)
+    t = torch.tensor([0, 1, 99, 500, 998, 999])
+    ours = tweedie_x0(x_t, eps, t, scheduler.alphas_cumprod)
+    for i in range(len(t)):
+        ref = scheduler.step(torch_eps[i : i + 1], int(t[i]), x_t[i : i + 1]).pred_original_sample
+        torch.testing.assert_close(ours[i : i + 1], ref, rtol=1e-5, atol=1e-5)
+    assert ours.abs().max() <= 1  # clamped, as clip_sample
+
+
+def test_forward_process_matches_diffusers_add_noise():
+    scheduler = make_scheduler()
+    x0, noise = torch.rand(4, 3, 8, 8) * 2 - 1, torch.randn(4, 3, 8, 8)
+    t = torch.tensor([3, 250, 600, 999])
+    torch.testing.assert_close(q_sample(x0, t, noise, scheduler.alphas_cumprod), scheduler.add_noise(x0, noise, t))
+    assert scheduler.config.beta_start == 1e-4 and scheduler.config.beta_end == 0.02 and len(scheduler.alphas_cumprod) == 1000
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """The demo UNet trained briefly on synthetic images, with its log."""
+    images, _ = generate(288, seed=0)
+    x = torch.from_numpy(images)
+    torch.manual_seed(0)
+    settings = DiffusionSettings(steps=30, batch_size=16, lr=1e-3, ema_decay=0.99, seed=0, eval_every=10,
+                                 eval_timesteps=(100, 300, 500))
+    ema, log = train_diffusion(make_unet("demo", 32), x[:256], x[256:], settings, show_progress=False)
+    return ema, log, x[256:]
+
+
+def test_denoising_error_falls_during_training_and_grows_with_t(trained):
+    ema, log, held_out = trained
+    assert [row["step"] for row in log] == [10, 20, 30]
+    for t in (100, 300, 500):
+        assert log[-1][f"mse_t{t}"] < log[0][f"mse_t{t}"]
+    curve = denoising_mse(ema, held_out, [0, 100, 300, 500, 900], make_scheduler().alphas_cumprod, seed=1)
+    values = list(curve.values())
+    assert values == sorted(values)
+    assert curve[0] < 1e-3  # x0_hat at t = 0 is close to x0
+
+
+def test_diffaug_is_seeded_in_range_and_without_gradient(trained):
+    ema, _, held_out = trained
+    diffaug = DiffAug(ema)
+    x = (held_out[:8].float() / 255).requires_grad_(True)
+    a = diffaug(x, torch.Generator().manual_seed(3))
+    b = diffaug(x, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and not a.requires_grad
+    assert a.shape == x.shape and 0 <= a.min() and a.max() <= 1
+    assert not torch.equal(a, diffaug(x, torch.Generator().manual_seed(4)))
+    assert diffaug(x, t=0) is x  # the ensemble's raw member
+    # larger t moves further from the image
+    far = [(diffaug(x, torch.Generator().manual_seed(0), t) - x).pow(2).mean() for t in (50, 400, 900)]
+    assert far[0] < far[1] < far[2]
+
+
+def test_normalized_diffaug_works_in_classifier_space(trained):
+    ema, _, held_out = trained
+    normalize = Normalize((0.5, 0.4, 0.3), (0.2, 0.25, 0.3), torch.device("cpu"))
+    diffaug = DiffAug(ema)
+    ours = NormalizedDiffAug(diffaug, normalize)(normalize(held_out[:4]), torch.Generator().manual_seed(1))
+    expected = normalize(diffaug(held_out[:4].float() / 255, torch.Generator().manual_seed(1)) * 255)
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_training_loss_is_ce_clean_plus_ce_diffaug(trained):
+    ema, _, held_out = trained
+    normalize = Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+    recipe = BatchRecipe(10, diffaug=NormalizedDiffAug(DiffAug(ema), normalize))
+    model = create_model("small_resnet", 10).eval()
+    labels = torch.arange(8) % 10
+    x, y = recipe(normalize(held_out[:8]), labels, torch.Generator())
+    logits, targets = recipe.forward(model, x, y, torch.Generator().manual_seed(5))
+    assert logits.shape == (16, 10) and torch.equal(targets, torch.cat([y, y]))
+    augmented = NormalizedDiffAug(DiffAug(ema), normalize)(x, torch.Generator().manual_seed(5))
+    expected = F.cross_entropy(model(x), labels) + F.cross_entropy(model(augmented), labels)
+    torch.testing.assert_close(soft_cross_entropy(logits, targets) * recipe.loss_scale, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_ensemble_of_t0_alone_is_the_default_evaluation(trained):
+    ema, _, held_out = trained
+    normalize = Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+    model = create_model("small_resnet", 10)
+    cpu = torch.device("cpu")
+    default = predict_probs(model, held_out, normalize, cpu, batch_size=32)
+    assert torch.equal(predict_probs_ensemble(model, held_out, normalize, cpu, DiffAug(ema), [0], seed=0, batch_size=32), default)
+    members = ensemble_timesteps()
+    assert members == [0, 50, 100, 150, 200, 250, 300, 350, 400, 450]
+    de = predict_probs_ensemble(model, held_out, normalize, cpu, DiffAug(ema), members[:3], seed=0, batch_size=32)
+    torch.testing.assert_close(de.sum(1), torch.ones(len(held_out), dtype=torch.float64))
+    assert not torch.allclose(de, default)
+
+
+def test_pipeline_directory_round_trip(trained, tmp_path):
+    ema, _, held_out = trained
+    save_pipeline(ema, tmp_path / "diffusion")
+    assert (tmp_path / "diffusion" / "model_index.json").is_file()
+    loaded = load_unet(tmp_path / "diffusion")
+    t = torch.full((4,), 300)
+    x = held_out[:4].float() / 127.5 - 1
+    torch.testing.assert_close(loaded(x, t).sample, ema(x, t).sample)
