@@ -32,7 +32,7 @@ NUM_TIMESTEPS = 1000
 # at 16 px); `demo` is a small attention-free UNet that trains for a few minutes on a CPU.
 UNETS: dict[str, dict[str, Any]] = {
     "demo": dict(
-        block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8,
+        block_out_channels=(8, 16, 32), layers_per_block=1, norm_num_groups=4,
         down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3,
     ),
     "ddpm_cifar10": dict(
