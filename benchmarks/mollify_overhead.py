@@ -15,58 +15,35 @@ import time
 import torch
 import typer
 
-from mollify.augment import Mollification, BatchRecipe
-from mollify.device import Normalize, autocast, resolve_device
-from mollify.losses import soft_cross_entropy
+from mollify.augment import BatchRecipe, Mollification
+from mollify.device import Normalize, resolve_device
 from mollify.models import create_model
+from step_timing import median_step_times, sync
 
 
 def main(steps: int = 10, device: str = "auto", batch: int = 128, model: str = "preact_resnet18") -> None:
     dev = resolve_device(device)
     torch.manual_seed(0)
     net = create_model(model, 10).to(dev).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     images = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8, device=dev)
     labels = torch.randint(0, 10, (batch,), device=dev)
     normalize = Normalize((0.49, 0.48, 0.45), (0.25, 0.24, 0.26), dev, channels_last=True)
     variants = {"plain": BatchRecipe(10), "mollify": BatchRecipe(10, mollification=Mollification(10))}
+    medians = median_step_times(net, variants, images, labels, normalize, steps)
     g = torch.Generator(device=dev).manual_seed(0)
-
-    def sync() -> None:
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-
-    def step(targets: BatchRecipe) -> float:
-        sync()
-        start = time.perf_counter()
-        x, y = targets(normalize(images), labels, g)
-        with autocast(dev, "auto"):
-            loss = soft_cross_entropy(net(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        sync()
-        return time.perf_counter() - start
-
-    for targets in variants.values():  # warm-up
-        step(targets)
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(steps):
-        for name, targets in variants.items():
-            times[name].append(step(targets))
 
     mollification = variants["mollify"].mollification
     x = normalize(images)
     y = torch.nn.functional.one_hot(labels, 10).float()
     alone = []
     for _ in range(max(steps, 20)):
-        sync()
+        sync(dev)
         start = time.perf_counter()
         mollification(x, y, g)
-        sync()
+        sync(dev)
         alone.append(time.perf_counter() - start)
 
-    plain, mollified = statistics.median(times["plain"]), statistics.median(times["mollify"])
+    plain, mollified = medians["plain"], medians["mollify"]
     print(f"device {dev}, {model}, batch {batch}, torch threads {torch.get_num_threads()}, {steps} steps each")
     print(f"training step without mollification: {1000 * plain:8.1f} ms  ({batch / plain:7.1f} img/s)")
     print(f"training step with mollification:    {1000 * mollified:8.1f} ms  ({batch / mollified:7.1f} img/s)")

@@ -14,6 +14,7 @@ from mollify.corruptions import corrupt
 from mollify.data import load_split, prepare_official_corrupted
 from mollify.device import resolve_device
 from mollify.io import save_json, save_npy
+from mollify.plots import corruption_grid
 
 app = typer.Typer(add_completion=False)
 
@@ -24,7 +25,8 @@ def main(
     params: Path = PARAMS,
 ) -> None:
     """Write data/<dataset>/corrupted/<corruption>/s<severity>.npy, labels.npy and source.json
-    (generated here, or the official -C set downloaded, per corrupt.source)."""
+    (generated here, or the official -C set downloaded, per corrupt.source), and a PNG of the first
+    test image under every corruption and severity."""
     cfg = load_params(params)
     c = cfg.corrupt
     out = paths.corrupted_dir(dataset)
@@ -45,6 +47,9 @@ def main(
         record = {"source": "generated", "generator": "mollify.corruptions (hendrycks/robustness make_cifar_c.py / "
                   "make_tinyimagenet_c.py severities)", "seed": cfg.seed, "images": len(labels)}
     save_json(out / "source.json", {**record, "corruptions": c.corruptions, "severities": c.severities})
+    clean = load_split(paths.clean_dir(dataset), "test")[0][0]
+    grid = {name: [np.load(paths.corrupted_file(dataset, name, s), mmap_mode="r")[0] for s in c.severities] for name in c.corruptions}
+    corruption_grid(clean, grid, c.severities, paths.corruption_grid_file(dataset))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from mollify.config import MollifyConfig, Params, load_params
 from mollify.data import load_meta, load_split
 from mollify.io import load_csv, load_json, save_csv, save_text
 from mollify.plots import (
-    corruption_errors, entropy_vs_t, error_vs_severity, mollification_examples, reliability_diagram, results_table,
+    corruption_errors, entropy_vs_t, error_vs_severity, mollification_examples, relative_mce, relative_mce_bars,
+    reliability_diagram, results_table,
 )
 
 app = typer.Typer(add_completion=False)
@@ -64,9 +65,11 @@ def main(params: Path = PARAMS) -> None:
     corruption_errors(corruption, figures / "corruption_error.png")
     reliability_diagram(reliability, figures / "reliability.png")
     entropy_vs_t(entropy, figures / "diffaug_entropy.png")
-    save_text(paths.PLOTS / "results.md", results_table(summaries))
+    baseline = "baseline" if "baseline" in cfg.all_methods else cfg.all_methods[0]
+    relative_mce_bars(relative_mce(summaries, baseline), baseline, figures / "relative_mce.png")
+    save_text(paths.PLOTS / "results.md", results_table(summaries, baseline))
     _mollification_figure(cfg, figures / "mollification_examples.png")
-    typer.echo(results_table(summaries))
+    typer.echo(results_table(summaries, baseline))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,10 @@ def test_paper_profile_is_the_papers_grid():
     assert (ablations["fcr_trivaug_mollify_nols"].npow, ablations["fcr_trivaug_mollify_nols"].bpow) == (100, 100)
     powers = {(a.npow, a.bpow) for a in ablations.values()}
     assert powers == {(n, b) for n in (0.5, 1, 2) for b in (0.5, 1, 2)} | {(100, 100)}
+    assert cfg.diffaug_methods == ["fcr_diffaug", "fcr_augmix_diffaug"]
+    assert cfg.recipe("fcr_augmix_diffaug").augment == ["flip", "crop", "rotate", "augmix"]
+    assert (cfg.diffusion.unet, cfg.diffusion.lr, cfg.diffusion.ema_decay) == ("ddpm_cifar10", 2e-4, 0.9999)
+    assert cfg.evaluate.diffaug_ensemble.step == 50 and cfg.evaluate.diffaug_ensemble.corrupted_images is None
 
 
 def test_overrides_of_unknown_keys_fail_at_composition():

@@ -195,12 +195,12 @@ def load_unet(source: str | Path, allow_download: bool = False) -> UNet2DModel:
         if subfolder is None and not (path / "config.json").is_file():
             raise MollifyError(f"{path} is not a diffusers model directory (no config.json or unet/config.json); "
                                "re-run the diffusion stage or point diffusion.pretrained at a saved UNet2DModel.")
-        return UNet2DModel.from_pretrained(path, subfolder=subfolder)
+        return UNet2DModel.from_pretrained(path, subfolder=subfolder, low_cpu_mem_usage=False)
     if not allow_download:
         raise MollifyError(f"diffusion.pretrained: {source!r} is not a local directory; to fetch it from the "
                            "Hugging Face hub set diffusion.download: true (needs network), or give a local path.")
     try:
-        return UNet2DModel.from_pretrained(str(source))
+        return UNet2DModel.from_pretrained(str(source), low_cpu_mem_usage=False)
     except (OSError, ValueError) as e:
         raise MollifyError(f"could not fetch the diffusion model {source!r} from the hub ({e.__class__.__name__}: "
                            f"{str(e).splitlines()[0]}); check the id and the network, or download it elsewhere and "

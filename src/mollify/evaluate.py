@@ -28,7 +28,7 @@ def predict_probs(model: nn.Module, images: np.ndarray | torch.Tensor, normalize
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
-        x = torch.as_tensor(np.asarray(images[start : start + batch_size])).to(device, non_blocking=True)
+        x = torch.from_numpy(np.array(images[start : start + batch_size])).to(device, non_blocking=True)  # a copy: mmap is read-only
         if transform is not None:
             x = transform(x.float() / 255) * 255
         x = normalize(x)
@@ -79,6 +79,7 @@ def summarize(clean: dict[str, float], table: list[dict[str, Any]]) -> dict[str,
         if not rows:
             continue
         part: dict[str, Any] = _mean(rows, tuple(clean))
+        part["mce"] = part["err"]  # Hendrycks' CIFAR mCE: the plain mean error over corruptions x severities
         part["n_corruptions"] = len({r["corruption"] for r in rows})
         severities = sorted({r["severity"] for r in rows})
         part["by_severity"] = {str(s): _mean([r for r in rows if r["severity"] == s], SUMMARY_KEYS) for s in severities}

@@ -23,7 +23,7 @@ from mollify.errors import MollifyError
 from mollify.diffusion import (NUM_TIMESTEPS, DiffusionSettings, denoising_mse, load_unet, make_scheduler, make_unet,
                                save_pipeline, train_diffusion)
 from mollify.evaluate import SUMMARY_KEYS, predict_probs, predict_probs_ensemble, predictive_entropy, summarize
-from mollify.io import load_npy, load_torch, save_csv, save_json, save_torch
+from mollify.io import load_json, load_npy, load_torch, save_csv, save_json, save_torch
 from mollify.losses import LOSSES
 from mollify.metrics import classification_metrics, reliability_bins
 from mollify.models import create_model, is_stochastic
@@ -161,6 +161,7 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
     clean = metrics_of(clean_probs, y)
     table = corruption_table(plain)
     summary = summarize(clean, table)
+    summary["corrupted_source"] = load_json(paths.corrupted_dir(dataset) / "source.json")
     if stochastic:
         summary["mc_samples"] = cfg.evaluate.mc_samples
         summary["mc_sweep"] = {str(n): metrics_of(plain(x, n), y) for n in cfg.evaluate.mc_sweep}
@@ -177,7 +178,7 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
     default = summary if n is None else summarize(clean, corruption_table(plain, n))
     summary["diffaug_ensemble"] = {
         "members": members, "corrupted_images": len(labels[:n]),
-        "default": {k: v for k, v in default.items() if k.startswith(("clean", "corrupted"))},
+        "default": {k: v for k, v in default.items() if k in ("clean", "corrupted", "corrupted_extra")},
         "ensemble": summarize(metrics_of(ensemble(x), y), corruption_table(ensemble, n)),
     }
     save_json(paths.metrics_file(dataset, method), summary)
@@ -186,7 +187,10 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
     save_csv(out / "corruptions.csv", table)
     save_csv(out / "severity.csv", _severity_rows(summary))
     save_csv(out / "severity_de.csv", _severity_rows(summary["diffaug_ensemble"]["ensemble"]))
-    member = lambda images, t: predict_probs_ensemble(model, images, normalize, device, diffaug, [t], cfg.seed, batch, precision, samples)
+
+    def member(images: np.ndarray, t: int) -> torch.Tensor:
+        return predict_probs_ensemble(model, images, normalize, device, diffaug, [t], cfg.seed, batch, precision, samples)
+
     save_csv(out / "diffaug_entropy.csv",
              diffaug_entropy(member, x[: de.entropy_images], y[: de.entropy_images], range(0, 1000, de.entropy_step)))
     rel = reliability_bins(clean_probs, torch.from_numpy(y), bins)

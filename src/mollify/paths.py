@@ -21,6 +21,10 @@ def corrupted_file(dataset: str, corruption: str, severity: int) -> Path:
     return corrupted_dir(dataset) / corruption / f"s{severity}.npy"
 
 
+def corruption_grid_file(dataset: str) -> Path:
+    return PLOTS / "corruptions" / dataset / "grid.png"
+
+
 def model_file(dataset: str, method: str) -> Path:
     return DATA / dataset / "models" / f"{method}.pt"
 

@@ -69,6 +69,22 @@ def corruption_errors(rows: list[dict[str, Any]], path: Path) -> None:
     _save(fig, path)
 
 
+def corruption_grid(clean: np.ndarray, corrupted: dict[str, list[np.ndarray]], severities: list[int], path: Path) -> None:
+    """One test image (uint8 C, H, W) under every corruption (rows) at every severity (columns)."""
+    fig, axes = plt.subplots(len(corrupted), len(severities) + 1, figsize=(1.1 * (len(severities) + 1), 1.1 * len(corrupted)),
+                             squeeze=False)
+    for r, (name, images) in enumerate(corrupted.items()):
+        for c, image in enumerate([clean, *images]):
+            ax = axes[r, c]
+            ax.imshow(image.transpose(1, 2, 0), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title("clean" if c == 0 else f"s{severities[c - 1]}", fontsize=8)
+        axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=7)
+    _save(fig, path)
+
+
 def entropy_vs_t(rows: list[dict[str, Any]], path: Path) -> None:
     """Mean predictive entropy of each classifier on DiffAug images against t (DiffAug, Fig. 2)."""
     datasets = _by(rows, "dataset")
@@ -101,18 +117,45 @@ def diffaug_examples(images: np.ndarray, diffaug: Any, timesteps: list[int], see
     _save(fig, path)
 
 
-def results_table(summaries: dict[tuple[str, str], dict[str, Any]]) -> str:
-    """Markdown table per (dataset, method): clean and mean corrupted err / NLL / ECE (err and ECE
-    in percent), and error with the DiffAug Ensemble beside the default on the same images."""
-    lines = [
-        "| dataset | method | clean err % | clean NLL | clean ECE % | corrupted err % | corrupted NLL | corrupted ECE % "
-        "| clean err % (DE) | corrupted err % (default / DE, DE subset) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+def relative_mce(summaries: dict[tuple[str, str], dict[str, Any]], baseline: str) -> dict[tuple[str, str], float | None]:
+    """mCE of each (dataset, method) over the `baseline` method's mCE on the same dataset."""
+    ratios: dict[tuple[str, str], float | None] = {}
     for (dataset, method), s in summaries.items():
-        c, k = s["clean"], s.get("corrupted", {})
+        base = summaries.get((dataset, baseline), {}).get("corrupted")
+        ratios[(dataset, method)] = s["corrupted"]["mce"] / base["mce"] if base and "corrupted" in s else None
+    return ratios
+
+
+def relative_mce_bars(ratios: dict[tuple[str, str], float | None], baseline: str, path: Path) -> None:
+    """mCE relative to the baseline method of the same dataset: one bar per method, a panel per dataset."""
+    datasets = _by([{"dataset": d, "method": m, "ratio": r} for (d, m), r in ratios.items() if r is not None], "dataset")
+    fig, axes = plt.subplots(1, max(1, len(datasets)), figsize=(1 + 0.6 * max(len(v) for v in datasets.values()) * len(datasets), 3.4),
+                             squeeze=False)
+    for ax, (dataset, rows) in zip(axes[0], datasets.items()):
+        ax.bar([r["method"] for r in rows], [r["ratio"] for r in rows], color="tab:blue")
+        ax.axhline(1, color="grey", linestyle="--", linewidth=1)
+        ax.set(title=dataset, ylabel=f"mCE / mCE({baseline})")
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    _save(fig, path)
+
+
+def results_table(summaries: dict[tuple[str, str], dict[str, Any]], baseline: str = "baseline") -> str:
+    """Markdown table per (dataset, method): clean and mean corrupted err / NLL / ECE (err and ECE
+    in percent; mCE = the plain mean error over the 15 standard corruptions x severities), mCE
+    relative to `baseline`'s, the 4 extra corruptions apart, and error with the DiffAug Ensemble
+    beside the default on the same images; then where each dataset's corrupted images came from."""
+    lines = [
+        f"| dataset | method | clean err % | clean NLL | clean ECE % | mCE % | corrupted NLL | corrupted ECE % "
+        f"| mCE / {baseline} | extra 4 err % | clean err % (DE) | corrupted err % (default / DE, DE subset) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    ratios = relative_mce(summaries, baseline)
+    for (dataset, method), s in summaries.items():
+        c, k, extra = s["clean"], s.get("corrupted", {}), s.get("corrupted_extra")
         cells = [f"{100 * c['err']:.2f}", f"{c['nll']:.3f}", f"{100 * c['ece']:.2f}"]
-        cells += [f"{100 * k['err']:.2f}", f"{k['nll']:.3f}", f"{100 * k['ece']:.2f}"] if k else ["-"] * 3
+        cells += [f"{100 * k['mce']:.2f}", f"{k['nll']:.3f}", f"{100 * k['ece']:.2f}"] if k else ["-"] * 3
+        ratio = ratios[(dataset, method)]
+        cells += [f"{ratio:.3f}" if ratio is not None else "-", f"{100 * extra['err']:.2f}" if extra else "-"]
         de = s.get("diffaug_ensemble")
         if de:
             default, ensemble = de["default"].get("corrupted"), de["ensemble"].get("corrupted")
@@ -121,7 +164,16 @@ def results_table(summaries: dict[tuple[str, str], dict[str, Any]]) -> str:
         else:
             cells += ["-"] * 2
         lines.append(f"| {dataset} | {method} | " + " | ".join(cells) + " |")
+    sources = {dataset: s.get("corrupted_source") for (dataset, _), s in summaries.items()}
+    lines.append("")
+    lines += [f"Corrupted {dataset} test images: {_source_text(src)}." for dataset, src in sources.items() if src]
     return "\n".join(lines) + "\n"
+
+
+def _source_text(source: dict[str, Any]) -> str:
+    if source["source"] == "official":
+        return f"official -C release ({source['url']}, md5 {source['md5']}), first {source['images']} images"
+    return f"generated by mollify.corruptions (seed {source['seed']}), first {source['images']} test images"
 
 
 def mollification_examples(image: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...], num_classes: int,

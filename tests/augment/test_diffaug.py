@@ -118,3 +118,31 @@ def test_pipeline_directory_round_trip(trained, tmp_path):
     t = torch.full((4,), 300)
     x = held_out[:4].float() / 127.5 - 1
     torch.testing.assert_close(loaded(x, t).sample, ema(x, t).sample)
+
+
+def test_diffusion_training_resumes_exactly(tmp_path, monkeypatch):
+    """A run killed after its first checkpoint resumes to the weights of an uninterrupted run."""
+    import mollify.diffusion as diffusion
+
+    x = torch.from_numpy(generate(40, seed=1)[0])
+    settings = DiffusionSettings(steps=6, batch_size=4, lr=1e-3, ema_decay=0.9, seed=0, eval_every=3, eval_timesteps=(300,))
+
+    def run(checkpoint):
+        torch.manual_seed(0)
+        return train_diffusion(make_unet("demo", 32), x[:32], x[32:], settings, checkpoint, "f", show_progress=False)
+
+    whole, whole_log = run(None)
+    saved = diffusion.save_torch
+
+    def save_then_die(path, obj):
+        saved(path, obj)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(diffusion, "save_torch", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "ckpt.pt")
+    monkeypatch.setattr(diffusion, "save_torch", saved)
+    resumed, resumed_log = run(tmp_path / "ckpt.pt")
+    assert resumed_log == whole_log
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
