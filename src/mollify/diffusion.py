@@ -18,15 +18,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from mollify.errors import MollifyError
-from mollify.io import load_torch, save_torch
+from mollify.io import load_checkpoint, save_torch
+
+if TYPE_CHECKING:  # diffusers takes seconds to import: only the functions that need it do
+    from diffusers import DDPMScheduler, UNet2DModel
 
 NUM_TIMESTEPS = 1000
+BETA_START, BETA_END = 1e-4, 0.02
 
 # UNet2DModel configurations. `ddpm_cifar10` is google/ddpm-cifar10-32's (35.7M parameters, attention
 # at 16 px); `demo` is a small attention-free UNet that trains for a few minutes on a CPU.
@@ -46,11 +51,21 @@ UNETS: dict[str, dict[str, Any]] = {
 
 def make_scheduler() -> DDPMScheduler:
     """DDPM's noise schedule: linear betas 1e-4..0.02 over T = 1000 steps, epsilon prediction."""
-    return DDPMScheduler(num_train_timesteps=NUM_TIMESTEPS, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
-                         prediction_type="epsilon", clip_sample=True)
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=NUM_TIMESTEPS, beta_schedule="linear", beta_start=BETA_START,
+                         beta_end=BETA_END, prediction_type="epsilon", clip_sample=True)
+
+
+def linear_alphas_cumprod() -> torch.Tensor:
+    """abar_t = prod_{s <= t} (1 - beta_s) for the linear schedule (as DDPMScheduler computes it)."""
+    betas = torch.linspace(BETA_START, BETA_END, NUM_TIMESTEPS, dtype=torch.float32)
+    return torch.cumprod(1.0 - betas, dim=0)
 
 
 def make_unet(name: str, image_size: int, channels: int = 3) -> UNet2DModel:
+    from diffusers import UNet2DModel
+
     if name not in UNETS:
         raise MollifyError(f"unknown UNet {name!r}; choices: {', '.join(UNETS)}")
     return UNet2DModel(sample_size=image_size, in_channels=channels, out_channels=channels, **UNETS[name])
@@ -125,21 +140,21 @@ def train_diffusion(unet: UNet2DModel, images: torch.Tensor, held_out: torch.Ten
     t ~ U{0..T-1}, Adam; returns the EMA weights (decay warmed up as min(decay, (1+n)/(10+n))) and
     the log: training loss, and every `eval_every` steps the EMA model's denoising MSE on `held_out`.
     With `checkpoint`, state is saved at each evaluation and a matching one is resumed from."""
+    from diffusers import UNet2DModel
+
     device = images.device
-    alphas_cumprod = make_scheduler().alphas_cumprod.to(device)
+    abar = linear_alphas_cumprod().to(device)
     ema = UNet2DModel.from_config(unet.config).to(device)
     ema.load_state_dict(unet.state_dict())
     ema.requires_grad_(False)
     optimizer = torch.optim.Adam(unet.parameters(), lr=settings.lr)
     log: list[dict[str, Any]] = []
     start = 0
-    if checkpoint is not None and checkpoint.is_file():
-        state = load_torch(checkpoint)
-        if state.get("fingerprint") == fingerprint:
-            unet.load_state_dict(state["unet"])
-            ema.load_state_dict(state["ema"])
-            optimizer.load_state_dict(state["optimizer"])
-            log, start = state["log"], state["step"]
+    if (state := load_checkpoint(checkpoint, fingerprint)) is not None:
+        unet.load_state_dict(state["unet"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        log, start = state["log"], state["step"]
     batch = min(settings.batch_size, len(images))
     columns = (TextColumn("[bold]diffusion"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:.4f}  {task.fields[ips]:.0f} img/s"), TimeElapsedColumn(), TimeRemainingColumn())
@@ -156,7 +171,7 @@ def train_diffusion(unet: UNet2DModel, images: torch.Tensor, held_out: torch.Ten
             x0 = torch.where(flip, x0.flip(-1), x0)
             t = torch.randint(NUM_TIMESTEPS, (batch,), generator=g, device=device)
             noise = torch.randn(x0.shape, generator=g, device=device)
-            loss = F.mse_loss(unet(q_sample(x0, t, noise, alphas_cumprod), t).sample, noise)
+            loss = F.mse_loss(unet(q_sample(x0, t, noise, abar), t).sample, noise)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -164,7 +179,7 @@ def train_diffusion(unet: UNet2DModel, images: torch.Tensor, held_out: torch.Ten
             loss_sum += loss.detach()
             done = step + 1
             if done % settings.eval_every == 0 or done == settings.steps:
-                mse = denoising_mse(ema, held_out, list(settings.eval_timesteps), alphas_cumprod, settings.seed)
+                mse = denoising_mse(ema, held_out, list(settings.eval_timesteps), abar, settings.seed)
                 log.append({"step": done, "train_loss": float(loss_sum) / (done - since),
                             **{f"mse_t{t}": v for t, v in mse.items()}})
                 progress.update(task, completed=done, loss=log[-1]["train_loss"],
@@ -179,6 +194,8 @@ def train_diffusion(unet: UNet2DModel, images: torch.Tensor, held_out: torch.Ten
 
 def save_pipeline(unet: UNet2DModel, directory: Path) -> None:
     """Write a diffusers DDPMPipeline directory (unet/, scheduler/, model_index.json) atomically."""
+    from diffusers import DDPMPipeline
+
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     DDPMPipeline(unet=unet, scheduler=make_scheduler()).save_pretrained(tmp)
@@ -189,6 +206,8 @@ def save_pipeline(unet: UNet2DModel, directory: Path) -> None:
 def load_unet(source: str | Path, allow_download: bool = False) -> UNet2DModel:
     """A UNet2DModel from a local diffusers directory (a pipeline with unet/, or a bare model), or
     from a hub id when `allow_download` is set: nothing is fetched implicitly."""
+    from diffusers import UNet2DModel
+
     path = Path(source)
     if path.is_dir():
         subfolder = "unet" if (path / "unet" / "config.json").is_file() else None

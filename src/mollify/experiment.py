@@ -20,14 +20,13 @@ from mollify.config import MethodConfig, Params
 from mollify.data import DatasetMeta, load_meta, load_split
 from mollify.device import Normalize, resolve_device
 from mollify.errors import MollifyError
-from mollify.diffusion import (NUM_TIMESTEPS, DiffusionSettings, denoising_mse, load_unet, make_scheduler, make_unet,
-                               save_pipeline, train_diffusion)
+from mollify.diffusion import (NUM_TIMESTEPS, DiffusionSettings, denoising_mse, linear_alphas_cumprod, load_unet,
+                               make_unet, save_pipeline, train_diffusion)
 from mollify.evaluate import SUMMARY_KEYS, predict_probs, predict_probs_ensemble, predictive_entropy, summarize
 from mollify.io import load_json, load_npy, load_torch, save_csv, save_json, save_torch
 from mollify.losses import LOSSES
 from mollify.metrics import classification_metrics, reliability_bins
 from mollify.models import create_model, is_stochastic
-from mollify.plots import diffaug_examples
 from mollify.train import TrainSettings, train
 
 
@@ -152,10 +151,18 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
                                    f"{len(labels)} labels; re-run the corrupt stage.")
             corrupted.append((name, severity, images))
 
-    def corruption_table(predict, n: int | None = None) -> list[dict[str, Any]]:
-        """Metrics per corruption and severity (first n images of each set)."""
-        return [{"corruption": name, "severity": severity, **metrics_of(predict(images[:n]), labels[:n])}
-                for name, severity, images in corrupted]
+    def corruption_table(predict, n: int | None = None, chunk: int = 20_000) -> list[dict[str, Any]]:
+        """Metrics per corruption and severity (first n images of each set); the sets are
+        predicted in concatenated chunks of about `chunk` images (few, large batches)."""
+        per_set = len(labels[:n])
+        sets_per_chunk = max(1, chunk // per_set)
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(corrupted), sets_per_chunk):
+            part = corrupted[start : start + sets_per_chunk]
+            probs = predict(np.concatenate([images[:n] for _, _, images in part]))
+            for (name, severity, _), p in zip(part, probs.split(per_set)):
+                rows.append({"corruption": name, "severity": severity, **metrics_of(p, labels[:n])})
+        return rows
 
     clean_probs = plain(x)
     clean = metrics_of(clean_probs, y)
@@ -242,12 +249,13 @@ def prepare_diffusion(cfg: Params, dataset: str, show_progress: bool = True) -> 
         unet, log = train_diffusion(unet, torch.from_numpy(x).to(device), held_out, settings,
                                     paths.diffusion_checkpoint(dataset), fingerprint, show_progress)
     save_pipeline(unet, paths.diffusion_dir(dataset))
-    alphas_cumprod = make_scheduler().alphas_cumprod
-    curve = denoising_mse(unet, held_out, list(range(0, NUM_TIMESTEPS, 50)) + [NUM_TIMESTEPS - 1], alphas_cumprod, cfg.seed)
+    curve = denoising_mse(unet, held_out, list(range(0, NUM_TIMESTEPS, 50)) + [NUM_TIMESTEPS - 1], linear_alphas_cumprod(), cfg.seed)
     out = paths.diffusion_plots_dir(dataset)
     save_csv(out / "denoising_mse.csv", [{"t": t, "mse": mse} for t, mse in curve.items()])
     if log:
         save_csv(out / "train_log.csv", log)
+    from mollify.plots import diffaug_examples  # matplotlib: imported by the one stage that draws
+
     test_images = load_split(paths.clean_dir(dataset), "test")[0][:4]
     diffaug_examples(test_images, DiffAug(unet), list(range(350, 701, 50)), cfg.seed, out / "diffaug_examples.png")
     metrics = {

@@ -77,6 +77,14 @@ def load_torch(path: str | Path, **kwargs: Any) -> Any:
         raise MollifyError(f"corrupt file {path} ({type(e).__name__}: {e}): delete it and re-run `uv run dvc repro`.") from e
 
 
+def load_checkpoint(path: Path | None, fingerprint: str) -> dict[str, Any] | None:
+    """The state saved at `path` if it was made by the same run (equal `fingerprint`), else None."""
+    if path is None or not path.is_file():
+        return None
+    state = load_torch(path)
+    return state if state.get("fingerprint") == fingerprint else None
+
+
 def save_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
     """Rows of equal keys as CSV (the format `dvc plots` reads), written atomically."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mollify.augment import Augmentation, BatchRecipe
 from mollify.device import Normalize, autocast
-from mollify.io import load_torch, save_torch
+from mollify.io import load_checkpoint, save_torch
 
 
 @dataclass(frozen=True)
@@ -92,12 +92,10 @@ def train(
     )
     history: list[dict[str, Any]] = []
     start_epoch = 0
-    if checkpoint is not None and checkpoint.is_file():
-        state = load_torch(checkpoint)
-        if state.get("fingerprint") == fingerprint:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            history, start_epoch = state["history"], state["epoch"]
+    if (state := load_checkpoint(checkpoint, fingerprint)) is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, start_epoch = state["history"], state["epoch"]
 
     with _progress(show_progress) as progress:
         task = progress.add_task("train", total=total_steps, completed=start_epoch * steps_per_epoch, loss=math.nan, acc=math.nan, ips=0.0)

@@ -16,11 +16,15 @@ being the raw image; see `ensemble_timesteps` and mollify.evaluate.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from diffusers import UNet2DModel
 
 from mollify.device import Normalize, autocast
-from mollify.diffusion import NUM_TIMESTEPS, denoise_one_step, make_scheduler
+from mollify.diffusion import NUM_TIMESTEPS, denoise_one_step, linear_alphas_cumprod
+
+if TYPE_CHECKING:
+    from diffusers import UNet2DModel
 
 
 def ensemble_timesteps(step: int = 50, max_t: int = 450) -> list[int]:
@@ -33,7 +37,7 @@ class DiffAug:
 
     def __init__(self, unet: UNet2DModel, precision: str = "auto"):
         self.unet = unet.eval().requires_grad_(False)
-        self.alphas_cumprod = make_scheduler().alphas_cumprod.to(unet.device)
+        self.alphas_cumprod = linear_alphas_cumprod().to(unet.device)
         self.precision = precision
 
     @torch.no_grad()
