@@ -9,10 +9,12 @@ from mollify.config import parse_params
 from mollify.corruptions import corrupt
 from mollify.data import load_split, prepare_dataset
 from mollify.experiment import evaluate_method, train_method
-from mollify.io import save_npy
+from mollify.diffusion import make_unet, save_pipeline
+from mollify.io import save_json, save_npy
 from tests.conftest import tiny_params
 
-RECIPES = ["baseline", "trivaug", "mollify", "trivaug_mollify", "nfm", "softaug", "smooth", "smooth_mcdo"]
+RECIPES = ["baseline", "trivaug", "mollify", "trivaug_mollify", "nfm", "softaug", "smooth", "smooth_mcdo",
+           "diffaug", "diffaug_trivaug"]
 
 
 @pytest.fixture
@@ -25,6 +27,8 @@ def prepared(workdir):
     for name in cfg.corrupt.corruptions:
         save_npy(paths.corrupted_file("demo", name, 2), corrupt(torch.from_numpy(x), name, 2).numpy())
     save_npy(paths.corrupted_dir("demo") / "labels.npy", y)
+    save_json(paths.corrupted_dir("demo") / "source.json", {"source": "generated", "seed": 0, "images": len(y)})
+    save_pipeline(make_unet("demo", 32), paths.diffusion_dir("demo"))  # untrained: DiffAug and DE only need to run
     return cfg
 
 
@@ -34,6 +38,7 @@ def test_recipe_trains_and_evaluates(prepared, method):
     assert len(history) == 1 and np.isfinite(history[0]["train_loss"])
     summary = evaluate_method(prepared, "demo", method)
     assert 0 <= summary["clean"]["err"] <= 1 and summary["corrupted"]["n_corruptions"] == 2
+    assert 0 <= summary["diffaug_ensemble"]["ensemble"]["clean"]["err"] <= 1
     if method == "smooth_mcdo":
         assert summary["mc_samples"] == 2 and set(summary["mc_sweep"]) == {"1", "3"}
     else:

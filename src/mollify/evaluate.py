@@ -28,7 +28,9 @@ def predict_probs(model: nn.Module, images: np.ndarray | torch.Tensor, normalize
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
-        x = torch.from_numpy(np.array(images[start : start + batch_size])).to(device, non_blocking=True)  # a copy: mmap is read-only
+        part = images[start : start + batch_size]
+        # numpy parts are copied: a memory-mapped corrupted set is read-only
+        x = (part if isinstance(part, torch.Tensor) else torch.from_numpy(np.array(part))).to(device, non_blocking=True)
         if transform is not None:
             x = transform(x.float() / 255) * 255
         x = normalize(x)
