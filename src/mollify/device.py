@@ -25,6 +25,15 @@ def autocast(device: torch.device, precision: str) -> ContextManager:
     return nullcontext()
 
 
+def stream_seed(seed: int, index: int) -> int:
+    """The seed of stream `index` (an epoch, a step, a diffusion time) of a run seeded with `seed`."""
+    return seed * 1_000_003 + index
+
+
+def seeded_generator(seed: int, index: int, device: torch.device | str = "cpu") -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(stream_seed(seed, index))
+
+
 class Normalize:
     """uint8 (B, C, H, W) -> float, standardised by the dataset's channel mean and std."""
 

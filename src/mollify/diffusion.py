@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from mollify.device import seeded_generator
 from mollify.errors import MollifyError
 from mollify.io import load_checkpoint, save_torch
 
@@ -163,7 +164,7 @@ def train_diffusion(unet: UNet2DModel, images: torch.Tensor, held_out: torch.Ten
         loss_sum, started, since = torch.zeros((), device=device), time.perf_counter(), start
         for step in range(start, settings.steps):
             # a generator per step: a resumed run draws what an uninterrupted one would
-            g = torch.Generator(device=device).manual_seed(settings.seed * 1_000_003 + step)
+            g = seeded_generator(settings.seed, step, device)
             unet.train()
             idx = torch.randint(len(images), (batch,), generator=g, device=device)
             x0 = to_model_range(images[idx])

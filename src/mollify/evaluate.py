@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from mollify.augment.diffaug import DiffAug
 from mollify.corruptions import EXTRA, STANDARD, group_of
-from mollify.device import Normalize, autocast
+from mollify.device import Normalize, autocast, seeded_generator
 
 SUMMARY_KEYS = ("err", "nll", "ece")
 
@@ -51,7 +51,7 @@ def predict_probs_ensemble(model: nn.Module, images: np.ndarray | torch.Tensor, 
     so every classifier sees the same members); t = 0 is the raw image."""
     total = 0
     for t in timesteps:
-        g = torch.Generator(device=device).manual_seed(seed * 1_000_003 + t)
+        g = seeded_generator(seed, t, device)
         transform = None if t == 0 else (lambda x, t=t, g=g: diffaug(x, g, t))
         total = total + predict_probs(model, images, normalize, device, batch_size, precision, samples, transform)
     return total / len(timesteps)

@@ -104,7 +104,9 @@ def diffaug_examples(images: np.ndarray, diffaug: Any, timesteps: list[int], see
     import torch
 
     x = torch.from_numpy(images).float().to(diffaug.alphas_cumprod.device) / 255
-    columns = [x] + [diffaug(x, torch.Generator(device=x.device).manual_seed(seed * 1_000_003 + t), t) for t in timesteps]
+    from mollify.device import seeded_generator
+
+    columns = [x] + [diffaug(x, seeded_generator(seed, t, x.device), t) for t in timesteps]
     fig, axes = plt.subplots(len(x), len(columns), figsize=(1.2 * len(columns), 1.25 * len(x)), squeeze=False)
     for c, (batch, title) in enumerate(zip(columns, ["image"] + [f"t={t}" for t in timesteps])):
         shown = batch.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()

@@ -19,7 +19,7 @@ import torch.nn as nn
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from mollify.augment import Augmentation, BatchRecipe
-from mollify.device import Normalize, autocast
+from mollify.device import Normalize, autocast, stream_seed
 from mollify.io import load_checkpoint, save_torch
 
 
@@ -49,10 +49,6 @@ def learning_rate(step: int, total_steps: int, warmup_steps: int, base_lr: float
         return base_lr * decay ** sum(step >= m for m in milestone_steps)
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return base_lr * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    return seed * 1_000_003 + epoch
 
 
 def _progress(enabled: bool) -> Progress:
@@ -100,7 +96,7 @@ def train(
     with _progress(show_progress) as progress:
         task = progress.add_task("train", total=total_steps, completed=start_epoch * steps_per_epoch, loss=math.nan, acc=math.nan, ips=0.0)
         for epoch in range(start_epoch, settings.epochs):
-            seed = epoch_seed(settings.seed, epoch)
+            seed = stream_seed(settings.seed, epoch)
             g = torch.Generator(device=device).manual_seed(seed)
             torch.manual_seed(seed)
             recipe.start_epoch(epoch, settings.epochs)
