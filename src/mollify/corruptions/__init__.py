@@ -2,7 +2,8 @@
 
 `corrupt(images, name, severity, seed)` takes uint8 (N, C, H, W) and returns the corrupted uint8
 images; the severity table (32 px CIFAR or 64 px Tiny-ImageNet) is chosen by the image size.
-Outputs are truncated to uint8 like the reference's `np.uint8(...)`.
+Each function receives the float64 values k / 255, as the reference's `np.array(x) / 255.`, and
+works in float32 where the reference does; outputs are truncated to uint8 like its `np.uint8(...)`.
 """
 
 from __future__ import annotations
@@ -70,9 +71,10 @@ def corrupt(images: torch.Tensor, name: str, severity: int, seed: int = 0, batch
     param = severity_param(name, images.shape[-1], severity)
     out = torch.empty_like(images)
     for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size].float() / 255
+        x = images[start : start + batch_size].double() / 255
         g = _generator(seed, name, severity, start // batch_size, images.device)
-        y = fn(x, param, g)
-        # truncate like the reference's np.uint8(); in float64, as the reference's `np.clip(x, 0, 1) * 255`
-        out[start : start + batch_size] = (y.double() * 255).clamp(0, 255).to(torch.uint8)
+        y = fn(x, param, g).double()  # a fresh tensor: scaled in place
+        # truncated like the reference's np.uint8() (the uint8 copy truncates), in float64 as its
+        # `np.clip(x, 0, 1) * 255`
+        out[start : start + batch_size] = y.mul_(255).clamp_(0, 255)
     return out

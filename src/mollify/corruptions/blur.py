@@ -51,7 +51,7 @@ def glass_blur(x: torch.Tensor, c: tuple[float, int, int], g: torch.Generator) -
     """Gaussian blur (sigma c0), truncate to uint8, `c2` passes of the local shuffle with max
     delta c1, Gaussian blur again (reference `glass_blur`)."""
     sigma, max_delta, iterations = c
-    x = torch.floor(filters.gaussian(x.double(), sigma) * 255)
+    x = torch.floor(filters.gaussian(x, sigma) * 255)
     for _ in range(int(iterations)):
         x = _glass_shuffle(x, int(max_delta), g)
     return filters.gaussian(x / 255, sigma).clamp(0, 1)
@@ -61,15 +61,17 @@ def motion_blur(x: torch.Tensor, c: tuple[float, float], g: torch.Generator) -> 
     """ImageMagick motion blur (radius c0, sigma c1) at an angle ~ U(-45, 45) degrees per image,
     back to 8 bits as ImageMagick writes it (reference `motion_blur`)."""
     angle = torch.empty(x.shape[0], dtype=torch.float64, device=x.device).uniform_(-45, 45, generator=g)
-    x255 = torch.round(x.double() * 255)
+    x255 = torch.round(x * 255)
     return filters.imagemagick_to_uint8(filters.motion_blur(x255, c[0], c[1], angle)) / 255
 
 
 def zoom_blur(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
     """Mean of the image and its clipped zooms by 1, 1.01, ... < c (reference `zoom_blur`,
-    `np.arange(1, c, 0.01)` zoom factors, scipy zoom order 1)."""
+    `np.arange(1, c, 0.01)` zoom factors, scipy zoom order 1), in float32 and summed in the
+    reference's order."""
+    x = x.float()
     zooms = np.arange(1, c, 0.01)
-    out = x.clone()
+    out = torch.zeros_like(x)
     for zoom in zooms:
         out += filters.clipped_zoom(x, float(zoom))
-    return (out / (len(zooms) + 1)).clamp(0, 1)
+    return ((x + out) / (len(zooms) + 1)).clamp(0, 1)

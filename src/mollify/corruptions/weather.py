@@ -34,14 +34,13 @@ def snow(x: torch.Tensor, c: tuple, g: torch.Generator) -> torch.Tensor:
     the image is blended towards max(x, 1.5 grey + 0.5) with weight 1 - c6, and the layer is added
     both as is and rotated by 180 degrees."""
     b, _, h, w = x.shape
-    x = x.double()
-    layer = c[0] + c[1] * torch.randn((b, 1, h, w), generator=g, device=x.device, dtype=torch.float64)
+    layer = c[0] + c[1] * torch.randn((b, 1, h, w), generator=g, device=x.device).double()
     layer = filters.clipped_zoom(layer, c[2])
     layer = torch.where(layer < c[3], 0.0, layer)
     layer = torch.floor(layer.clamp(0, 1) * 255)
     angle = torch.empty(b, dtype=torch.float64, device=x.device).uniform_(-135, -45, generator=g)
-    layer = filters.imagemagick_to_uint8(filters.motion_blur(layer, c[4], c[5], angle)) / 255
-    x = c[6] * x + (1 - c[6]) * torch.maximum(x, _grey(x) * 1.5 + 0.5)
+    layer = (filters.imagemagick_to_uint8(filters.motion_blur(layer, c[4], c[5], angle)) / 255).to(x.dtype)
+    x = c[6] * x + (1 - c[6]) * torch.maximum(x, _grey(x) * 1.5 + 0.5)  # in float32, as it comes
     return (x + layer + layer.flip(-1, -2)).clamp(0, 1)
 
 
@@ -99,7 +98,7 @@ def frost(x: torch.Tensor, c: tuple[float, float], g: torch.Generator) -> torch.
     rows = (top_left[:, 0, None] + torch.arange(h, device=x.device))[:, :, None]
     cols = (top_left[:, 1, None] + torch.arange(w, device=x.device))[:, None, :]
     crops = stack[pick[:, None, None], :, rows, cols].permute(0, 3, 1, 2)  # (B, 3, H, W)
-    return ((c[0] * torch.round(x.double() * 255) + c[1] * crops).clamp(0, 255) / 255)
+    return ((c[0] * torch.round(x * 255) + c[1] * crops).clamp(0, 255) / 255)
 
 
 def plasma_fractal(b: int, mapsize: int, wibbledecay: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -130,7 +129,6 @@ def fog(x: torch.Tensor, c: tuple[float, float], g: torch.Generator) -> torch.Te
     """x + c0 plasma (wibble decay c1), rescaled by max / (max + c0) (reference `fog`; the map is
     as large as the image, 32 or 64)."""
     b, _, h, w = x.shape
-    x = x.double()
     max_val = x.amax(dim=(1, 2, 3), keepdim=True)
     size = 1 << math.ceil(math.log2(max(h, w)))
     plasma = plasma_fractal(b, size, c[1], g, x.device)[:, None, :h, :w]
@@ -157,8 +155,7 @@ def spatter(x: torch.Tensor, c: tuple, g: torch.Generator) -> torch.Tensor:
     c5 = 0 adds pale-turquoise water shaped by the layer's Canny edges (strength c4), mode 1 pastes
     mud brown where the blurred (sigma c4) mask of the layer exceeds 0.8."""
     b, _, h, w = x.shape
-    x = x.double()
-    liquid = c[0] + c[1] * torch.randn((b, h, w), generator=g, device=x.device, dtype=torch.float64)
+    liquid = c[0] + c[1] * torch.randn((b, h, w), generator=g, device=x.device).double()
     liquid = filters.gaussian(liquid, c[2])
     liquid = torch.where(liquid < c[3], 0.0, liquid)
     if c[5] == 0:
