@@ -143,9 +143,9 @@ def _liquid_mask(liquid: torch.Tensor) -> torch.Tensor:
     dist = filters.distance_transform_l2_5(edges, cap=20.0)
     dist = torch.floor(filters.box_blur3(dist.float()).double())
     dist = filters.equalize_hist(dist)
-    emboss = torch.tensor([[-2.0, -1.0, 0.0], [-1.0, 1.0, 1.0], [0.0, 1.0, 2.0]], dtype=torch.float64, device=liquid.device)
-    padded = torch.nn.functional.pad(dist[:, None], (1, 1, 1, 1), mode="reflect")  # BORDER_REFLECT_101
-    dist = torch.nn.functional.conv2d(padded, emboss[None, None])[:, 0].clamp(0, 255)
+    emboss = torch.tensor([[-2.0, -1.0, 0.0], [-1.0, 1.0, 1.0], [0.0, 1.0, 2.0]], device=liquid.device)
+    padded = torch.nn.functional.pad(dist[:, None].float(), (1, 1, 1, 1), mode="reflect")  # BORDER_REFLECT_101
+    dist = torch.nn.functional.conv2d(padded, emboss[None, None])[:, 0].clamp(0, 255).double()  # integers: exact in float32
     dist = torch.round(filters.box_blur3(dist))
     return liquid * dist
 
