@@ -71,7 +71,7 @@ def corrupt(images: torch.Tensor, name: str, severity: int, seed: int = 0, batch
     param = severity_param(name, images.shape[-1], severity)
     out = torch.empty_like(images)
     for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size].double() / 255
+        x = images[start : start + batch_size].double().div_(255)
         g = _generator(seed, name, severity, start // batch_size, images.device)
         y = fn(x, param, g).double()  # a fresh tensor: scaled in place
         # truncated like the reference's np.uint8() (the uint8 copy truncates), in float64 as its
