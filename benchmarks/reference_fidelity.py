@@ -92,27 +92,47 @@ def _load_reference(checkout: Path, size: int) -> dict:
     return namespace
 
 
-def reference_stats(checkout: Path, images: Path, out: Path) -> None:
+def _reference_runs(checkout: Path, clean: np.ndarray):
+    """Yield (name, severity, corrupted uint8 (N, C, H, W), seconds) for every corruption and
+    severity, the reference's functions applied image by image as its driver does."""
     import os
 
     from PIL import Image
 
+    functions = _load_reference(checkout, clean.shape[-1])
+    pil = [Image.fromarray(im.transpose(1, 2, 0)) for im in clean]
+    os.chdir(checkout / "ImageNet-C" / "create_c")  # frost reads ./frost<k>.png
+    np.random.seed(0)
+    for name in NAMES:
+        for severity in range(1, 6):
+            start = time.perf_counter()
+            corrupted = [np.uint8(functions[name](im, severity)) for im in pil]
+            seconds = time.perf_counter() - start
+            yield name, severity, np.stack(corrupted).transpose(0, 3, 1, 2), seconds
+
+
+def reference_stats(checkout: Path, images: Path, out: Path) -> None:
     arrays = np.load(images)
     stats: dict = {"images": {str(s): {"count": n, "seed": seed} for s, (n, seed) in IMAGES.items()}, "stats": {}, "seconds_per_image": {}}
     for size in IMAGES:
-        functions = _load_reference(checkout, size)
         clean = arrays[f"size{size}"]
-        pil = [Image.fromarray(im.transpose(1, 2, 0)) for im in clean]
-        os.chdir(checkout / "ImageNet-C" / "create_c")  # frost reads ./frost<k>.png
-        np.random.seed(0)
-        for name in NAMES:
-            start = time.perf_counter()
-            for severity in range(1, 6):
-                corrupted = np.stack([np.uint8(functions[name](im, severity)) for im in pil]).transpose(0, 3, 1, 2)
-                stats["stats"][f"{name}/{size}/{severity}"] = change_stats(clean, corrupted)
-            stats["seconds_per_image"][f"{name}/{size}"] = (time.perf_counter() - start) / (5 * len(pil))
-            print(name, size, stats["stats"][f"{name}/{size}/5"]["mean_abs"], flush=True)
+        for name, severity, corrupted, seconds in _reference_runs(checkout, clean):
+            stats["stats"][f"{name}/{size}/{severity}"] = change_stats(clean, corrupted)
+            key = f"{name}/{size}"
+            stats["seconds_per_image"][key] = stats["seconds_per_image"].get(key, 0.0) + seconds / (5 * len(clean))
+            if severity == 5:
+                print(name, size, stats["stats"][f"{name}/{size}/5"]["mean_abs"], flush=True)
     Path(out).write_text(json.dumps(stats, indent=1, sort_keys=True) + "\n")
+
+
+def reference_seconds(checkout: Path, images: Path, out: Path) -> None:
+    """Time the reference on the uint8 (N, C, H, W) array in `images` (.npy): seconds per image
+    for all 5 severities of each corruption, as JSON."""
+    clean = np.load(images)
+    seconds = dict.fromkeys(NAMES, 0.0)
+    for name, _, _, elapsed in _reference_runs(checkout, clean):
+        seconds[name] += elapsed / len(clean)
+    Path(out).write_text(json.dumps(seconds, indent=1) + "\n")
 
 
 def our_stats(size: int) -> dict:
@@ -152,6 +172,10 @@ def main() -> None:
     p.add_argument("checkout", type=Path)
     p.add_argument("images", type=Path)
     p.add_argument("out", type=Path)
+    p = sub.add_parser("time", help="time the reference on a .npy of uint8 images (throwaway environment)")
+    p.add_argument("checkout", type=Path)
+    p.add_argument("images", type=Path)
+    p.add_argument("out", type=Path)
     p = sub.add_parser("compare", help="print ours vs the reference (main environment)")
     p.add_argument("stats", type=Path)
     args = parser.parse_args()
@@ -159,6 +183,8 @@ def main() -> None:
         make_images(args.out)
     elif args.command == "reference":
         reference_stats(args.checkout, args.images, args.out)
+    elif args.command == "time":
+        reference_seconds(args.checkout, args.images, args.out)
     else:
         compare(args.stats)
 

@@ -2,6 +2,7 @@
 
 import colorsys
 import io
+import math
 
 import numpy as np
 import pytest
@@ -10,8 +11,8 @@ from PIL import Image
 
 from mollify.corruptions import CORRUPTIONS, EXTRA, SEVERITY_TABLES, STANDARD, corrupt
 from mollify.corruptions.blur import _glass_shuffle
-from mollify.corruptions.filters import motion_blur
-from mollify.corruptions.ops import disk_kernel, gaussian_blur
+from mollify.corruptions.filters import _dilate3, distance_transform_l2_5, fold, motion_blur
+from mollify.corruptions.ops import _bilinear, disk_kernel, gaussian_blur, poisson_alias_table, shot_noise
 from mollify.corruptions.weather import frost_layers
 from mollify.data.synthetic import generate, generate_at
 
@@ -157,3 +158,85 @@ def test_blur_kernels_preserve_mean_and_flat_images():
         torch.testing.assert_close(gaussian_blur(flat, sigma, torch.Generator()), flat)
     x = torch.from_numpy(generate(4, 0)[0]).float() / 255
     assert torch.allclose(corrupt((x * 255).to(torch.uint8), "defocus_blur", 5).float().mean(), (x * 255).mean(), atol=1.5)
+
+
+@pytest.mark.parametrize("c", [500.0, 50.0, 15.0])
+def test_poisson_alias_table_holds_the_poisson_pmf(c):
+    """Reading the alias table back (column j with its acceptance p_j, plus 1 - p_i from every
+    column i aliasing to j, over K) gives Poisson(k c / 255) for every level k."""
+    table = poisson_alias_table(c).numpy()
+    size = len(table) // 256
+    alias = np.floor(table).reshape(256, size).astype(int)
+    accept = (table - np.floor(table)).reshape(256, size)
+    own = alias == np.arange(size)  # always accepts
+    accept[own] = 1.0
+    for level in (0, 1, 77, 128, 255):
+        probs = accept[level].copy()
+        np.add.at(probs, alias[level][~own[level]], 1 - accept[level][~own[level]])
+        rate = level * c / 255
+        counts = np.arange(size)
+        pmf = np.exp(counts * np.log(rate) - rate - np.array([math.lgamma(n + 1) for n in counts])) if rate else counts == 0
+        np.testing.assert_allclose(probs / size, pmf, atol=1e-13)
+
+
+def test_shot_noise_moments():
+    """Poisson(x c) / c: mean x, variance x / c (before clipping; x = 64/255 keeps it in range)."""
+    x = torch.full((4, 3, 100, 100), 64 / 255, dtype=torch.float64)
+    for c in (50.0, 500.0):
+        y = shot_noise(x, c, torch.Generator().manual_seed(1))
+        n = y.numel()
+        assert float(y.mean()) == pytest.approx(64 / 255, abs=4 * math.sqrt(64 / 255 / c / n))
+        assert float(y.var()) == pytest.approx(64 / 255 / c, rel=0.03)
+        torch.testing.assert_close(y * c, torch.round(y * c))  # integer counts
+
+
+def _chamfer_by_relaxation(zero: torch.Tensor, cap: float) -> torch.Tensor:
+    """The definition: the least sum of 5x5 chamfer steps to a zero pixel (Bellman-Ford)."""
+    one = 1 << 16
+    steps = {(0, 1): one, (1, 0): one, (1, 1): round(1.4 * one), (1, 2): round(2.1969 * one), (2, 1): round(2.1969 * one)}
+    far = 1 << 40
+    d = torch.where(zero, 0, far)
+    h, w = zero.shape[1:]
+    while True:
+        padded = torch.nn.functional.pad(d, (2, 2, 2, 2), value=far)
+        best = d.clone()
+        for (dy, dx), step in steps.items():
+            for sy in (-1, 1):
+                for sx in (-1, 1):
+                    best = torch.minimum(best, padded[:, 2 + sy * dy : 2 + sy * dy + h, 2 + sx * dx : 2 + sx * dx + w] + step)
+        if torch.equal(best, d):
+            return (d.double() / one).clamp(max=cap)
+        d = best
+
+
+@pytest.mark.parametrize("density", [0.002, 0.03, 0.3])
+def test_distance_transform_raster_passes_equal_the_shortest_chamfer_path(density):
+    g = torch.Generator().manual_seed(11)
+    for size in (32, 64):
+        zero = torch.rand((20, size, size), generator=g) < density
+        torch.testing.assert_close(distance_transform_l2_5(zero, 20.0), _chamfer_by_relaxation(zero, 20.0), rtol=0, atol=0)
+
+
+def test_dilate3_is_a_3x3_max_filter():
+    mask = torch.rand((5, 17, 23), generator=torch.Generator().manual_seed(2)) < 0.05
+    expected = torch.nn.functional.max_pool2d(mask[:, None].float(), 3, 1, 1)[:, 0] > 0
+    assert torch.equal(_dilate3(mask), expected)
+
+
+@pytest.mark.parametrize("mode", ["mirror", "reflect"])
+def test_bilinear_sampling_folds_the_four_taps(mode):
+    """grid_sample's reflection of the coordinate equals folding each of the four taps back into
+    the image by the boundary mode (scipy / OpenCV), including coordinates far outside."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand((2, 3, 9, 13), generator=g, dtype=torch.float64)
+    ys = torch.rand((2, 9, 13), generator=g, dtype=torch.float64) * 40 - 15
+    xs = torch.rand((2, 9, 13), generator=g, dtype=torch.float64) * 50 - 18
+    y0, x0 = ys.floor(), xs.floor()
+    wy, wx = ys - y0, xs - x0
+    expected = torch.zeros_like(x)
+    for dy, fy in ((0, 1 - wy), (1, wy)):
+        for dx, fx in ((0, 1 - wx), (1, wx)):
+            rows, cols = fold(y0.long() + dy, 9, mode), fold(x0.long() + dx, 13, mode)
+            taps = torch.stack([x[b][:, rows[b], cols[b]] for b in range(2)])
+            expected += (fy * fx)[:, None] * taps
+    torch.testing.assert_close(_bilinear(x, ys, xs, mode), expected)
