@@ -7,6 +7,8 @@ Reimplementations of `glass_blur`, `motion_blur` and `zoom_blur` in hendrycks/ro
 from __future__ import annotations
 
 import math
+import warnings
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -65,13 +67,32 @@ def motion_blur(x: torch.Tensor, c: tuple[float, float], g: torch.Generator) -> 
     return filters.imagemagick_to_uint8(filters.motion_blur(x255, c[0], c[1], angle)) / 255
 
 
+@lru_cache(maxsize=16)
+def zoom_blur_matrix(n: int, c: float) -> torch.Tensor:
+    """The reference zoom blur on flattened n x n images as one sparse (n^2, n^2) float32 CSR
+    matrix: the mean of the identity and the clipped zooms M_z x M_z^T, z in np.arange(1, c, 0.01),
+    i.e. (I + sum_z M_z (x) M_z) / (Z + 1) with (x) the Kronecker product (about 12 nonzeros a row
+    at 32 px: a tenth of the work of the zooms one by one)."""
+    zooms = np.arange(1, c, 0.01)
+    rows, cols, values = [torch.arange(n * n)], [torch.arange(n * n)], [torch.ones(n * n, dtype=torch.float64)]
+    for zoom in zooms:
+        m = filters.zoom_matrix(n, float(zoom)).to_sparse()
+        (r, k), v = m.indices(), m.values()
+        rows.append((r[:, None] * n + r[None, :]).reshape(-1))
+        cols.append((k[:, None] * n + k[None, :]).reshape(-1))
+        values.append((v[:, None] * v[None, :]).reshape(-1))
+    matrix = torch.sparse_coo_tensor(torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(values), (n * n, n * n),
+                                     check_invariants=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        return (matrix.coalesce() / (len(zooms) + 1)).float().to_sparse_csr()
+
+
 def zoom_blur(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
     """Mean of the image and its clipped zooms by 1, 1.01, ... < c (reference `zoom_blur`,
-    `np.arange(1, c, 0.01)` zoom factors, scipy zoom order 1), in float32 and summed in the
-    reference's order."""
-    x = x.float()
-    zooms = np.arange(1, c, 0.01)
-    out = torch.zeros_like(x)
-    for zoom in zooms:
-        out += filters.clipped_zoom(x, float(zoom))
-    return ((x + out) / (len(zooms) + 1)).clamp(0, 1)
+    `np.arange(1, c, 0.01)` zoom factors, scipy zoom order 1), in float32 as there, as one sparse
+    matrix product (`zoom_blur_matrix`)."""
+    b, ch, h, w = x.shape
+    matrix = zoom_blur_matrix(h, float(c)).to(x.device)
+    out = torch.sparse.mm(matrix, x.float().reshape(b * ch, h * w).T).T
+    return out.reshape(b, ch, h, w).clamp(0, 1)
