@@ -73,8 +73,8 @@ def corrupt(images: torch.Tensor, name: str, severity: int, seed: int = 0, batch
     for start in range(0, len(images), batch_size):
         x = images[start : start + batch_size].double().div_(255)
         g = _generator(seed, name, severity, start // batch_size, images.device)
-        y = fn(x, param, g).double()  # a fresh tensor: scaled in place
+        y = fn(x, param, g).double()  # a fresh tensor in [0, 1] (each function clips): scaled in place
         # truncated like the reference's np.uint8() (the uint8 copy truncates), in float64 as its
         # `np.clip(x, 0, 1) * 255`
-        out[start : start + batch_size] = y.mul_(255).clamp_(0, 255)
+        out[start : start + batch_size] = y.mul_(255)
     return out

@@ -42,8 +42,11 @@ def _glass_shuffle(x: torch.Tensor, max_delta: int, g: torch.Generator) -> torch
     link[:, pos] = torch.where(written_before, src, pos)
     source = identity.clone()
     source[:, pos] = src
-    for _ in range(math.ceil(math.log2(h * w)) + 1):
-        link = link.gather(1, link)
+    for _ in range(math.ceil(math.log2(h * w)) + 1):  # enough for the longest chain; most end sooner
+        longer = link.gather(1, link)
+        if torch.equal(longer, link):
+            break
+        link = longer
     final = source.gather(1, link)
     flat = x.reshape(b, c, h * w)
     return flat.gather(2, final[:, None].expand(-1, c, -1)).reshape(x.shape)

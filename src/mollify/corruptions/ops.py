@@ -231,8 +231,9 @@ def _pil_resize_box(x255: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
     half = float(1 << (precision - 1))
     wx = pil_box_weights(x255.shape[3], out_w).to(x255.device)
     wy = pil_box_weights(x255.shape[2], out_h).to(x255.device)
-    h = torch.floor((x255.double() @ wx.T + half) / (1 << precision)).clamp(0, 255)
-    return torch.floor((wy @ h + half) / (1 << precision)).clamp(0, 255)
+    h = (x255.double() @ wx.T).add_(half).div_(1 << precision).floor_().clamp_(0, 255)
+    vertical = h.transpose(-1, -2) @ wy.T  # one matrix product over all rows, not one per image
+    return vertical.transpose(-1, -2).add_(half).div_(1 << precision).floor_().clamp_(0, 255)
 
 
 def pixelate(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
