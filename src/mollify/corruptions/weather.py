@@ -39,8 +39,9 @@ def snow(x: torch.Tensor, c: tuple, g: torch.Generator) -> torch.Tensor:
     layer = torch.where(layer < c[3], 0.0, layer)
     layer = torch.floor(layer.clamp(0, 1) * 255)
     angle = torch.empty(b, dtype=torch.float64, device=x.device).uniform_(-135, -45, generator=g)
-    layer = (filters.imagemagick_to_uint8(filters.motion_blur(layer, c[4], c[5], angle)) / 255).to(x.dtype)
-    x = c[6] * x + (1 - c[6]) * torch.maximum(x, _grey(x) * 1.5 + 0.5)  # in float32, as it comes
+    layer = (filters.imagemagick_to_uint8(filters.motion_blur(layer, c[4], c[5], angle)) / 255).float()
+    x = x.float()  # the reference's np.array(x, dtype=np.float32) / 255.
+    x = c[6] * x + (1 - c[6]) * torch.maximum(x, _grey(x) * 1.5 + 0.5)
     return (x + layer + layer.flip(-1, -2)).clamp(0, 1)
 
 
@@ -158,12 +159,13 @@ def spatter(x: torch.Tensor, c: tuple, g: torch.Generator) -> torch.Tensor:
     liquid = c[0] + c[1] * torch.randn((b, h, w), generator=g, device=x.device).double()
     liquid = filters.gaussian(liquid, c[2])
     liquid = torch.where(liquid < c[3], 0.0, liquid)
+    x = x.float()  # the reference's np.array(x, dtype=np.float32) / 255.; the blend is in float32
     if c[5] == 0:
-        m = _liquid_mask(torch.floor(liquid * 255))
+        m = _liquid_mask(torch.floor(liquid * 255)).float()
         m = m / m.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12) * c[4]
-        colour = torch.tensor([175, 238, 238], dtype=torch.float64, device=x.device)[None, :, None, None] / 255
+        colour = torch.tensor([175, 238, 238], device=x.device)[None, :, None, None] / 255
         return (x + m[:, None] * colour).clamp(0, 1)
-    m = filters.gaussian((liquid > c[3]).float(), c[4]).double()
+    m = filters.gaussian((liquid > c[3]).float(), c[4])
     m = torch.where(m < 0.8, 0.0, m)[:, None]
-    colour = torch.tensor([63, 42, 20], dtype=torch.float64, device=x.device)[None, :, None, None] / 255
+    colour = torch.tensor([63, 42, 20], device=x.device)[None, :, None, None] / 255
     return (x * (1 - m) + colour * m).clamp(0, 1)
