@@ -12,7 +12,7 @@ from PIL import Image
 from mollify.corruptions import CORRUPTIONS, EXTRA, SEVERITY_TABLES, STANDARD, corrupt
 from mollify.corruptions.blur import _glass_shuffle
 from mollify.corruptions.filters import _dilate3, distance_transform_l2_5, fold, motion_blur
-from mollify.corruptions.ops import _bilinear, disk_kernel, gaussian_blur, poisson_alias_table, shot_noise
+from mollify.corruptions.ops import _bilinear, _jpeg_files, disk_kernel, gaussian_blur, poisson_alias_table, shot_noise
 from mollify.corruptions.weather import frost_layers
 from mollify.data.synthetic import generate, generate_at
 
@@ -240,3 +240,27 @@ def test_bilinear_sampling_folds_the_four_taps(mode):
             taps = torch.stack([x[b][:, rows[b], cols[b]] for b in range(2)])
             expected += (fy * fx)[:, None] * taps
     torch.testing.assert_close(_bilinear(x, ys, xs, mode), expected)
+
+
+def test_jpeg_files_are_pillows_byte_for_byte(small_batch):
+    """One encoder call with a restart marker per image gives, per image, the very file Pillow
+    writes for that image alone."""
+    images = small_batch.permute(0, 2, 3, 1).contiguous().numpy()
+    for quality in (80, 25):
+        expected = []
+        for im in images:
+            buffer = io.BytesIO()
+            Image.fromarray(im).save(buffer, "JPEG", quality=quality)
+            expected.append(buffer.getvalue())
+        assert _jpeg_files(images, quality) == expected
+
+
+def test_jpeg_over_more_images_than_one_file_holds():
+    """Past 65500 // 32 = 2046 images (libjpeg's largest side) a second tall file starts; every
+    image still equals Pillow's."""
+    images = torch.from_numpy(generate_at(2050, seed=9, size=32))
+    out = corrupt(images, "jpeg_compression", 4, batch_size=4096)
+    for k in (0, 2045, 2046, 2049):
+        buffer = io.BytesIO()
+        Image.fromarray(images[k].permute(1, 2, 0).numpy()).save(buffer, "JPEG", quality=50)
+        np.testing.assert_array_equal(out[k].permute(1, 2, 0).numpy(), np.asarray(Image.open(buffer)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from functools import lru_cache
 
 import numpy as np
@@ -244,13 +245,37 @@ def pixelate(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
     return (_pil_resize_box(small, h, w) / 255).to(x.dtype)
 
 
+def _scan(jpeg: bytes) -> tuple[bytes, bytes]:
+    """Split a baseline JPEG file into its header (through the SOS segment) and entropy-coded scan."""
+    sos = jpeg.index(b"\xff\xda")
+    start = sos + 2 + int.from_bytes(jpeg[sos + 2 : sos + 4], "big")
+    return jpeg[:start], jpeg[start : jpeg.rindex(b"\xff\xd9")]
+
+
+def _jpeg_files(images: np.ndarray, quality: int) -> list[bytes]:
+    """The file Pillow writes for each (H, W, 3) uint8 image with `save(..., "JPEG", quality=q)`,
+    byte for byte, from one encoder call: the images stacked into one tall image (H, W multiples of
+    the 16-px 4:2:0 MCU, so no MCU spans two images) with a restart marker after each image's MCUs.
+    Colour conversion, subsampling, DCT and quantisation are local to an MCU and a restart resets
+    the DC predictions, so each restart interval is exactly the scan of that image encoded alone;
+    it gets the header of a single-image file."""
+    b, h, w, _ = images.shape
+    buffer = io.BytesIO()
+    Image.fromarray(images.reshape(b * h, w, 3)).save(buffer, "JPEG", quality=quality, restart_marker_blocks=(h // 16) * (w // 16))
+    single = io.BytesIO()
+    Image.fromarray(images[0]).save(single, "JPEG", quality=quality)
+    header = _scan(single.getvalue())[0]
+    return [header + scan + b"\xff\xd9" for scan in re.split(rb"\xff[\xd0-\xd7]", _scan(buffer.getvalue())[1])]
+
+
 def jpeg_compression(x: torch.Tensor, c: int, g: torch.Generator) -> torch.Tensor:
-    """Encode as JPEG at quality c and decode, image by image (reference `x.save(output, 'JPEG',
-    quality=c)` then `PILImage.open(output)`): libjpeg has no batched API. Pillow's encoder with the
-    defaults of that `save` (4:2:0, standard tables, islow DCT) on crops of one tall image, decoded
-    by libjpeg-turbo through simplejpeg (the decoder Pillow uses, without its per-file parsing)."""
+    """Encode as JPEG at quality c and decode (reference `x.save(output, 'JPEG', quality=c)` then
+    `PILImage.open(output)`): Pillow's files (`_jpeg_files`), decoded image by image by libjpeg-turbo
+    through simplejpeg (the decoder Pillow uses, without its per-file parsing)."""
     b, _, h, w = x.shape
-    column = torch.round(x * 255).to(torch.uint8).permute(0, 2, 3, 1).reshape(b * h, w, 3).cpu().numpy()
-    tall = Image.fromarray(column)
-    out = [simplejpeg.decode_jpeg(tall.crop((0, k * h, w, (k + 1) * h)).tobytes("jpeg", "RGB", int(c))) for k in range(b)]
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(x.device, x.dtype) / 255
+    if h % 16 or w % 16:
+        raise ValueError(f"jpeg_compression needs image sides that are multiples of 16, got {h}x{w}")
+    images = torch.round(x * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    per_file = 65500 // h  # libjpeg's largest side (JPEG_MAX_DIMENSION)
+    files = [f for start in range(0, b, per_file) for f in _jpeg_files(images[start : start + per_file], int(c))]
+    return torch.from_numpy(np.stack([simplejpeg.decode_jpeg(f) for f in files])).permute(0, 3, 1, 2).to(x.device, x.dtype) / 255
