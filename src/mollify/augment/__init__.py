@@ -14,5 +14,5 @@ from mollify.augment.soft_augmentation import SoftAugmentation
 
 __all__ = [
     "MIXES", "POLICIES", "Augmentation", "DiffAug", "Mollification", "NormalizedDiffAug", "ensemble_timesteps", "PerSample", "BatchRecipe",
-    "compose", "random_crop", "random_flip", "random_rotation",
+    "NoisyFeatureMixup", "SoftAugmentation", "compose", "random_crop", "random_flip", "random_rotation",
 ]
