@@ -30,6 +30,7 @@ def main(
     cfg = load_params(params)
     c = cfg.corrupt
     out = paths.corrupted_dir(dataset)
+    images, labels = load_split(paths.clean_dir(dataset), "test")  # the grid's clean image in both cases
     if c.source == "official":
         record = prepare_official_corrupted(
             dataset, out, download_dir=Path(cfg.data.download_dir), corruptions=c.corruptions,
@@ -37,17 +38,16 @@ def main(
         )
     else:
         device = resolve_device(cfg.device)
-        images, labels = load_split(paths.clean_dir(dataset), "test")
-        images, labels = images[: c.max_images], labels[: c.max_images]
-        x = torch.from_numpy(images).to(device)
+        labels = labels[: c.max_images]
+        x = torch.from_numpy(images[: c.max_images]).to(device)
         jobs = [(name, severity) for name in c.corruptions for severity in c.severities]
-        for name, severity in track(jobs, description=f"corrupting {len(images)} {dataset} test images"):
+        for name, severity in track(jobs, description=f"corrupting {len(x)} {dataset} test images"):
             save_npy(paths.corrupted_file(dataset, name, severity), corrupt(x, name, severity, seed=cfg.seed, batch_size=c.batch_size).cpu().numpy())
         save_npy(out / "labels.npy", np.asarray(labels))
         record = {"source": "generated", "generator": "mollify.corruptions (hendrycks/robustness make_cifar_c.py / "
                   "make_tinyimagenet_c.py severities)", "seed": cfg.seed, "images": len(labels)}
     save_json(out / "source.json", {**record, "corruptions": c.corruptions, "severities": c.severities})
-    clean = load_split(paths.clean_dir(dataset), "test")[0][0]
+    clean = images[0]
     grid = {name: [np.load(paths.corrupted_file(dataset, name, s), mmap_mode="r")[0] for s in c.severities] for name in c.corruptions}
     corruption_grid(clean, grid, c.severities, paths.corruption_grid_file(dataset))
 

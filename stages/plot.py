@@ -67,9 +67,10 @@ def main(params: Path = PARAMS) -> None:
     entropy_vs_t(entropy, figures / "diffaug_entropy.png")
     baseline = "baseline" if "baseline" in cfg.all_methods else cfg.all_methods[0]
     relative_mce_bars(relative_mce(summaries, baseline), baseline, figures / "relative_mce.png")
-    save_text(paths.PLOTS / "results.md", results_table(summaries, baseline))
+    table = results_table(summaries, baseline)
+    save_text(paths.PLOTS / "results.md", table)
     _mollification_figure(cfg, figures / "mollification_examples.png")
-    typer.echo(results_table(summaries, baseline))
+    typer.echo(table)
 
 
 if __name__ == "__main__":
