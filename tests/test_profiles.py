@@ -7,6 +7,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from mollify.config import parse_params
+from mollify.train import learning_rate
 from tests.conftest import ROOT
 
 
@@ -48,7 +49,7 @@ def test_overrides_of_unknown_keys_fail_at_composition():
 
 
 @pytest.mark.parametrize(("profile", "model", "schedule"), [
-    ("nfm", "preact_resnet18", "step"), ("softaug", "resnet18", "cosine"), ("smoothing", "resnet18", "step"),
+    ("nfm", "preact_resnet18_nfm", "step"), ("softaug", "resnet18", "cosine"), ("smoothing", "resnet18", "step"),
 ])
 def test_method_profiles_compose_and_validate(profile, model, schedule):
     cfg = parse_params(_compose(f"profile={profile}"))
@@ -56,7 +57,31 @@ def test_method_profiles_compose_and_validate(profile, model, schedule):
     for method in cfg.methods:
         cfg.recipe(method)
     if profile == "nfm":
-        assert cfg.train.milestones == [100, 150, 180] and cfg.recipe("nfm_recipe").nfm.add_level == 0.4
+        assert cfg.recipe("nfm_recipe").nfm.add_level == 0.4
+        assert cfg.model_name("nfm_recipe", "cifar10") == "preact_resnet18_nfm"
+        assert cfg.model_name("nfm_recipe", "cifar100") == "preact_wide_resnet18_nfm"
     if profile == "smoothing":
         assert cfg.train.milestones == [61, 121, 161] and cfg.train.lr_decay == 0.2
         assert cfg.recipe("smooth_mcdo").mc_dropout == 0.3 and cfg.recipe("smooth_mcdo").smoothing
+        assert cfg.evaluate.ece_bins == 10 and (cfg.evaluate.mc_samples, cfg.evaluate.mc_samples_corrupted) == (50, 1)
+    if profile == "softaug":  # the release: EPOCH + 1 = 501 epochs, the last 21 without soft crop
+        assert cfg.train.epochs == 501
+        for method in ("softaug_recipe", "randaug_softaug"):
+            softaug = cfg.recipe(method).softaug
+            assert (softaug.final_epochs_without, softaug.confidence_weight) == (21, "batch_mean")
+
+
+def test_nfm_profile_decays_the_lr_after_epochs_100_150_180_as_the_release():
+    """The release's lr_scheduler runs at the end of each epoch: epochs 0..100 at 0.1, 101..150 at 0.01, ..."""
+    cfg = parse_params(_compose("profile=nfm")).train
+    lr = [learning_rate(e, cfg.epochs, 0, cfg.lr, cfg.schedule, tuple(cfg.milestones), cfg.lr_decay) for e in range(cfg.epochs)]
+    expected = [0.1] * 101 + [0.01] * 50 + [0.001] * 30 + [0.0001] * 19
+    assert lr == pytest.approx(expected, rel=1e-12)
+
+
+def test_paper_profile_runs_as_the_reference():
+    cfg = parse_params(_compose("profile=paper"))
+    assert (cfg.train.schedule, cfg.train.schedule_unit, cfg.train.drop_last) == ("cosine", "epoch", False)
+    assert (cfg.evaluate.ece_bins, cfg.evaluate.ece_batch_size) == (15, 100)
+    jsd = cfg.recipe("fcr_augmix_diffaug")
+    assert jsd.augmix_jsd and jsd.diffaug and not cfg.recipe("fcr_augmix").augmix_jsd

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mollify.augment.soft_augmentation import soft_crop_off_from
 from mollify.corruptions import CORRUPTIONS
 from mollify.data.datasets import DATASETS
 from mollify.errors import MollifyError
@@ -63,6 +64,8 @@ class CorruptConfig(Section):
 
 class TrainConfig(Section):
     model: str = "small_resnet"
+    dataset_models: dict[str, str] = Field(default_factory=dict, description="per-dataset network overriding `model` "
+                                           "(NFM: PreActWideResNet-18 on cifar100)")
     epochs: PositiveInt = 15
     batch_size: PositiveInt = 128
     lr: float = Field(0.1, gt=0)
@@ -71,6 +74,9 @@ class TrainConfig(Section):
     weight_decay: float = Field(5e-4, ge=0)
     warmup_epochs: int = Field(0, ge=0)
     schedule: Literal["cosine", "step"] = Field("cosine", description="cosine to 0, or x lr_decay at each milestone")
+    schedule_unit: Literal["step", "epoch"] = Field(
+        "step", description="the schedule moves every step, or once per epoch (cosine T_max = epochs, as the mollification reference)")
+    drop_last: bool = Field(True, description="drop the last partial batch of each epoch (the mollification reference keeps it)")
     milestones: list[PositiveInt] = Field(default_factory=list, description="epochs of the step schedule's decays")
     lr_decay: float = Field(0.1, gt=0, le=1)
     crop_padding: int = Field(4, ge=0)
@@ -82,6 +88,13 @@ class TrainConfig(Section):
     @classmethod
     def _known_model(cls, name: str) -> str:
         return _check_member(name, MODELS, "model")
+
+    @field_validator("dataset_models")
+    @classmethod
+    def _known_dataset_models(cls, models: dict[str, str]) -> dict[str, str]:
+        _check_members(list(models), DATASETS, "dataset")
+        _check_members(list(models.values()), MODELS, "model")
+        return models
 
 
 class MollifyConfig(Section):
@@ -111,8 +124,10 @@ class SoftAugConfig(Section):
     sigma_crop: float = Field(12.0, gt=0, description="crop offsets ~ N(0, sigma_crop) pixels")
     power: float = Field(2.0, gt=0, description="p = 1 - (1 - 1/K)(1 - visible)^power")
     background: float = Field(0.01, ge=0)
-    weight_by_confidence: bool = Field(True, description="weight each sample's loss by p, as the released code")
-    final_epochs_without: int = Field(20, ge=0, description="last epochs with the soft crop off (reference fine-tune)")
+    confidence_weight: Literal["batch_mean", "per_sample", "none"] = Field(
+        "batch_mean", description="loss weight: the batch mean of p (the released code), each sample's p (the paper), or none")
+    final_epochs_without: int = Field(20, ge=0, description="last epochs with the soft crop off (reference fine-tune: 21 of 501), "
+                                      "never more than the last 95%")
 
 
 class DiffusionConfig(Section):
@@ -138,7 +153,8 @@ class MethodConfig(Section):
     mollify: MollifyConfig | None = None
     nfm: NFMConfig | None = None
     softaug: SoftAugConfig | None = None
-    diffaug: bool = Field(False, description="train on the clean images + their DiffAug versions (CE + CE)")
+    diffaug: bool = Field(False, description="train on the clean images + DiffAug of the un-augmented images (CE + CE)")
+    augmix_jsd: bool = Field(False, description="AugMix with its Jensen-Shannon consistency loss: two AugMix views, weight 12")
     smoothing: bool = Field(False, description="TanhBlur spatial smoothing after each stage")
     mc_dropout: float = Field(0.0, ge=0, lt=1, description="test-time dropout rate in each block (0: off)")
     loss: Literal["ce", "nce", "bce"] = "ce"
@@ -154,6 +170,10 @@ class MethodConfig(Section):
             raise ValueError(f"{chosen[0]} does its own mixing or target softening; remove {self.mix} from augment")
         if self.softaug is not None and "crop" in self.augment:
             raise ValueError("softaug replaces the standard random crop; remove crop from augment")
+        if self.augmix_jsd and "augmix" not in self.augment:
+            raise ValueError("augmix_jsd needs augmix in augment")
+        if self.augmix_jsd and (self.mix or set(chosen) - {"diffaug"}):
+            raise ValueError(f"augmix_jsd combines with diffaug only, not with {self.mix or chosen[0]}")
         return self
 
     @field_validator("model")
@@ -187,7 +207,10 @@ class DiffAugEnsembleConfig(Section):
 class EvaluateConfig(Section):
     batch_size: PositiveInt = 1000
     ece_bins: PositiveInt = 15
-    mc_samples: PositiveInt = Field(10, description="stochastic passes averaged for MC-dropout models")
+    ece_batch_size: PositiveInt | None = Field(None, description="also `ece_batch_mean`: the ECE of each batch of this size, "
+                                               "averaged (the mollification reference: 100); None: off")
+    mc_samples: PositiveInt = Field(10, description="stochastic passes averaged for MC-dropout models (clean test set)")
+    mc_samples_corrupted: PositiveInt = Field(10, description="... on the corrupted sets (the smoothing reference: 1)")
     mc_sweep: list[PositiveInt] = Field([1, 2, 5, 10, 50], description="clean-set metrics for each n (MC-dropout models)")
     diffaug_ensemble: DiffAugEnsembleConfig = DiffAugEnsembleConfig()
 
@@ -227,6 +250,15 @@ class Params(Section):
         return self.methods + self.diffaug_methods
 
     @model_validator(mode="after")
+    def _soft_crop_on_for_some_epoch(self) -> Params:
+        for name in self.all_methods:
+            softaug = self.recipes[name].softaug
+            if softaug is not None and soft_crop_off_from(self.train.epochs, softaug.final_epochs_without) <= 0:
+                raise ValueError(f"recipes.{name}.softaug.final_epochs_without={softaug.final_epochs_without} turns the soft "
+                                 f"crop off for all {self.train.epochs} epochs; lower it or raise train.epochs")
+        return self
+
+    @model_validator(mode="after")
     def _official_corruptions_exist(self) -> Params:
         if self.corrupt.source == "official" and "demo" in self.datasets:
             raise ValueError("corrupt.source=official: the demo dataset has no official corrupted set; use corrupt.source=generate")
@@ -238,8 +270,9 @@ class Params(Section):
         except ValueError as e:
             raise MollifyError(str(e)) from None
 
-    def model_name(self, method: str) -> str:
-        return self.recipe(method).model or self.train.model
+    def model_name(self, method: str, dataset: str) -> str:
+        """The recipe's `model`, else the dataset's entry of `train.dataset_models`, else `train.model`."""
+        return self.recipe(method).model or self.train.dataset_models.get(dataset, self.train.model)
 
 
 def _check_member(name: str, choices: Any, what: str, choices_are: str = "Choices") -> str:

@@ -43,18 +43,24 @@ def predict_probs(model: nn.Module, images: np.ndarray | torch.Tensor, normalize
     return torch.cat(out)
 
 
+def member_streams(seed: int, timesteps: list[int], device: torch.device) -> dict[int, torch.Generator]:
+    """One noise stream per DiffAug-Ensemble member, seeded by `seed` and t (every classifier sees
+    the same members). Pass the same streams to every chunk of one evaluation: each chunk then
+    continues its member's stream instead of restarting it."""
+    return {t: seeded_generator(seed, t, device) for t in timesteps}
+
+
 def predict_probs_ensemble(model: nn.Module, images: np.ndarray | torch.Tensor, normalize: Normalize, device: torch.device,
-                           diffaug: DiffAug, timesteps: list[int], seed: int, batch_size: int = 1000,
+                           diffaug: DiffAug, streams: dict[int, torch.Generator], batch_size: int = 1000,
                            precision: str = "auto", samples: int = 1) -> torch.Tensor:
-    """DiffAug Ensemble (Sastry et al., 2024): the softmax averaged over members t in `timesteps`,
-    each the one-step diffuse-and-denoise of the images with one noise draw (seeded by `seed` and t,
-    so every classifier sees the same members); t = 0 is the raw image."""
+    """DiffAug Ensemble (Sastry et al., 2024): the softmax averaged over the members t of `streams`
+    (member_streams), each the one-step diffuse-and-denoise of the images with one noise draw from
+    its stream; t = 0 is the raw image."""
     total = 0
-    for t in timesteps:
-        g = seeded_generator(seed, t, device)
+    for t, g in streams.items():
         transform = None if t == 0 else (lambda x, t=t, g=g: diffaug(x, g, t))
         total = total + predict_probs(model, images, normalize, device, batch_size, precision, samples, transform)
-    return total / len(timesteps)
+    return total / len(streams)
 
 
 def predictive_entropy(probs: torch.Tensor) -> torch.Tensor:
@@ -62,12 +68,20 @@ def predictive_entropy(probs: torch.Tensor) -> torch.Tensor:
     return -(probs * probs.clamp_min(1e-300).log()).sum(dim=1)
 
 
-def _mean(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, float | None]:
-    """Plain mean per key; None values (acc90 of a set without confident predictions) are skipped."""
-    means: dict[str, float | None] = {}
-    for k in keys:
-        values = [r[k] for r in rows if r[k] is not None]
-        means[k] = float(np.mean(values)) if values else None
+# acc90 and unc90 over several sets are pooled counts: each is a fraction of another metric's count
+_POOLED_OVER = {"acc90": "freq90", "unc90": "err"}
+
+
+def _mean(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, float]:
+    """Means over corrupted sets, all of one size (the test set), so that counts are fractions x N:
+    plain means, except acc90 / unc90, the pooled counts over the sets (acc90 = correct confident
+    over confident = sum(acc90 * freq90) / sum(freq90); unc90 weighted by err likewise), 0 where no
+    sample qualifies."""
+    means = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    for k, weight in _POOLED_OVER.items():
+        if k in keys:
+            total = sum(r[weight] for r in rows)
+            means[k] = sum(r[k] * r[weight] for r in rows) / total if total > 0 else 0.0
     return means
 
 
@@ -84,8 +98,9 @@ def summarize(clean: dict[str, float], table: list[dict[str, Any]]) -> dict[str,
         part["mce"] = part["err"]  # Hendrycks' CIFAR mCE: the plain mean error over corruptions x severities
         part["n_corruptions"] = len({r["corruption"] for r in rows})
         severities = sorted({r["severity"] for r in rows})
-        part["by_severity"] = {str(s): _mean([r for r in rows if r["severity"] == s], SUMMARY_KEYS) for s in severities}
+        keys = SUMMARY_KEYS + tuple(k for k in ("ece_batch_mean",) if k in clean)
+        part["by_severity"] = {str(s): _mean([r for r in rows if r["severity"] == s], keys) for s in severities}
         groups = sorted({group_of(r["corruption"]) for r in rows})
-        part["by_group"] = {grp: _mean([r for r in rows if group_of(r["corruption"]) == grp], SUMMARY_KEYS) for grp in groups}
+        part["by_group"] = {grp: _mean([r for r in rows if group_of(r["corruption"]) == grp], keys) for grp in groups}
         summary[key] = part
     return summary

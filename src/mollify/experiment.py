@@ -14,15 +14,17 @@ import torch
 import torch.nn as nn
 
 from mollify import paths
-from mollify.augment import (BatchRecipe, DiffAug, Mollification, NoisyFeatureMixup, NormalizedDiffAug,
+from mollify.augment import (BatchRecipe, DiffAug, Mollification, NoisyFeatureMixup, NormalizedDiffAug, PerSample,
                              SoftAugmentation, compose, ensemble_timesteps)
+from mollify.augment.base import make_policy
 from mollify.config import MethodConfig, Params
 from mollify.data import DatasetMeta, load_meta, load_split
 from mollify.device import Normalize, resolve_device
 from mollify.errors import MollifyError
 from mollify.diffusion import (NUM_TIMESTEPS, DiffusionSettings, denoising_mse, linear_alphas_cumprod, load_unet,
                                make_unet, save_pipeline, train_diffusion)
-from mollify.evaluate import SUMMARY_KEYS, predict_probs, predict_probs_ensemble, predictive_entropy, summarize
+from mollify.evaluate import (SUMMARY_KEYS, member_streams, predict_probs, predict_probs_ensemble, predictive_entropy,
+                              summarize)
 from mollify.io import load_json, load_npy, load_torch, save_csv, save_json, save_torch
 from mollify.losses import LOSSES
 from mollify.metrics import classification_metrics, reliability_bins
@@ -36,7 +38,7 @@ def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = T
     device = resolve_device(cfg.device)
     meta = load_meta(paths.clean_dir(dataset))
     x, y = load_split(paths.clean_dir(dataset), "train")
-    model_name = cfg.model_name(method)
+    model_name = cfg.model_name(method, dataset)
     normalize = Normalize(meta.mean, meta.std, device, cfg.train.channels_last)
     diffaug = NormalizedDiffAug(load_diffaug(dataset, device, cfg.train.precision), normalize) if recipe.diffaug else None
     batch_recipe = build_recipe(recipe, meta.num_classes, diffaug)
@@ -49,9 +51,12 @@ def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = T
         epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, lr=cfg.train.lr, momentum=cfg.train.momentum,
         nesterov=cfg.train.nesterov, weight_decay=cfg.train.weight_decay, warmup_epochs=cfg.train.warmup_epochs,
         seed=cfg.seed, precision=cfg.train.precision, schedule=cfg.train.schedule,
-        milestones=tuple(cfg.train.milestones), lr_decay=cfg.train.lr_decay,
+        milestones=tuple(cfg.train.milestones), lr_decay=cfg.train.lr_decay, schedule_unit=cfg.train.schedule_unit,
+        drop_last=cfg.train.drop_last,
     )
-    augment = compose(recipe.augment, cfg.train.crop_padding, cfg.train.rotation_degrees)
+    # with AugMix's JSD loss, AugMix makes the extra views (BatchRecipe.augmix_views), not the clean rows
+    augment = compose([a for a in recipe.augment if not (recipe.augmix_jsd and a == "augmix")],
+                      cfg.train.crop_padding, cfg.train.rotation_degrees)
     fingerprint = _fingerprint({"settings": asdict(settings), "recipe": recipe.model_dump(), "model": model_name,
                                 "train": cfg.train.model_dump(), "data": hashlib.sha256(x.tobytes()).hexdigest(),
                                 "code": _code_fingerprint(), "diffusion": _diffusion_fingerprint(dataset) if diffaug else None})
@@ -69,7 +74,8 @@ def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = T
 
 
 def build_recipe(recipe: MethodConfig, num_classes: int, diffaug: NormalizedDiffAug | None = None) -> BatchRecipe:
-    """The batch-level part of a recipe: soft crop or mixup / cutmix, mollification, NFM, DiffAug."""
+    """The batch-level part of a recipe: soft crop or mixup / cutmix, mollification, NFM, DiffAug,
+    AugMix's JSD views."""
     if recipe.diffaug and diffaug is None:
         raise MollifyError("a DiffAug recipe needs the diffusion model (build_recipe(..., diffaug=...))")
     return BatchRecipe(
@@ -78,6 +84,7 @@ def build_recipe(recipe: MethodConfig, num_classes: int, diffaug: NormalizedDiff
         softaug=SoftAugmentation(num_classes, **recipe.softaug.model_dump()) if recipe.softaug else None,
         nfm=NoisyFeatureMixup(**recipe.nfm.model_dump()) if recipe.nfm else None,
         diffaug=diffaug,
+        augmix_views=PerSample(make_policy("augmix")) if recipe.augmix_jsd else None,
     )
 
 
@@ -130,15 +137,21 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
     stochastic = is_stochastic(model)  # MC dropout: average the softmax of several passes
     torch.manual_seed(cfg.seed)
 
+    # passes per prediction: clean `mc_samples`, corrupted `mc_samples_corrupted` (the smoothing reference: 1)
     samples = cfg.evaluate.mc_samples if stochastic else 1
+    samples_corrupted = cfg.evaluate.mc_samples_corrupted if stochastic else 1
     batch, precision = cfg.evaluate.batch_size, cfg.train.precision
 
     def plain(images: np.ndarray, samples: int = samples) -> torch.Tensor:
         return predict_probs(model, images, normalize, device, batch, precision, samples)
 
+    def plain_corrupted(images: np.ndarray) -> torch.Tensor:
+        return plain(images, samples_corrupted)
+
     def metrics_of(probs: torch.Tensor, labels: np.ndarray) -> dict[str, float]:
-        # with the extra noise class of `la`/`lm`, the real classes' probabilities (as the reference)
-        return classification_metrics(probs[:, : meta.num_classes], torch.from_numpy(np.asarray(labels)), bins)
+        # with the extra noise class of `la`/`lm`, the real classes' probabilities (our reading: the reference crashes there)
+        return classification_metrics(probs[:, : meta.num_classes], torch.from_numpy(np.asarray(labels)), bins,
+                                      cfg.evaluate.ece_batch_size)
 
     x, y = load_split(paths.clean_dir(dataset), "test")
     labels = load_npy(paths.corrupted_dir(dataset) / "labels.npy", dtype=np.dtype(np.int64), ndim=1)
@@ -166,27 +179,30 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
 
     clean_probs = plain(x)
     clean = metrics_of(clean_probs, y)
-    table = corruption_table(plain)
+    table = corruption_table(plain_corrupted)
     summary = summarize(clean, table)
     summary["corrupted_source"] = load_json(paths.corrupted_dir(dataset) / "source.json")
     if stochastic:
         summary["mc_samples"] = cfg.evaluate.mc_samples
+        summary["mc_samples_corrupted"] = cfg.evaluate.mc_samples_corrupted
         summary["mc_sweep"] = {str(n): metrics_of(plain(x, n), y) for n in cfg.evaluate.mc_sweep}
 
     # DiffAug Ensemble beside the default evaluation, on the same images
     de = cfg.evaluate.diffaug_ensemble
     diffaug = load_diffaug(dataset, device, precision)
     members = ensemble_timesteps(de.step, de.max_t)
+    streams = member_streams(cfg.seed, members, device)  # continued over the clean set and every chunk
 
-    def ensemble(images: np.ndarray) -> torch.Tensor:
-        return predict_probs_ensemble(model, images, normalize, device, diffaug, members, cfg.seed, batch, precision, samples)
+    def ensemble(images: np.ndarray, samples: int = samples) -> torch.Tensor:
+        return predict_probs_ensemble(model, images, normalize, device, diffaug, streams, batch, precision, samples)
 
     n = de.corrupted_images
-    default = summary if n is None else summarize(clean, corruption_table(plain, n))
+    default = summary if n is None else summarize(clean, corruption_table(plain_corrupted, n))
+    ensemble_clean = metrics_of(ensemble(x), y)
     summary["diffaug_ensemble"] = {
         "members": members, "corrupted_images": len(labels[:n]),
         "default": {k: v for k, v in default.items() if k in ("clean", "corrupted", "corrupted_extra")},
-        "ensemble": summarize(metrics_of(ensemble(x), y), corruption_table(ensemble, n)),
+        "ensemble": summarize(ensemble_clean, corruption_table(lambda images: ensemble(images, samples_corrupted), n)),
     }
     save_json(paths.metrics_file(dataset, method), summary)
 
@@ -196,7 +212,8 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
     save_csv(out / "severity_de.csv", _severity_rows(summary["diffaug_ensemble"]["ensemble"]))
 
     def member(images: np.ndarray, t: int) -> torch.Tensor:
-        return predict_probs_ensemble(model, images, normalize, device, diffaug, [t], cfg.seed, batch, precision, samples)
+        return predict_probs_ensemble(model, images, normalize, device, diffaug, member_streams(cfg.seed, [t], device),
+                                      batch, precision, samples)
 
     save_csv(out / "diffaug_entropy.csv",
              diffaug_entropy(member, x[: de.entropy_images], y[: de.entropy_images], range(0, 1000, de.entropy_step)))

@@ -30,4 +30,13 @@ def binary_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.T
     return F.binary_cross_entropy_with_logits(logits.float(), targets)
 
 
+def augmix_jsd(*logits: torch.Tensor) -> torch.Tensor:
+    """AugMix's Jensen-Shannon consistency (Hendrycks et al., ICLR 2020, augmix/cifar.py):
+    (1/m) sum_i KL(p_i || M) over the m views' softmaxes p_i, M their mean clamped to [1e-7, 1],
+    averaged over the batch."""
+    probs = [F.softmax(z.float(), dim=1) for z in logits]
+    log_m = torch.clamp(sum(probs) / len(probs), 1e-7, 1).log()
+    return sum(F.kl_div(log_m, p, reduction="batchmean") for p in probs) / len(probs)
+
+
 LOSSES = {"ce": soft_cross_entropy, "nce": normalized_cross_entropy, "bce": binary_cross_entropy}

@@ -37,12 +37,16 @@ class TrainSettings:
     schedule: str = "cosine"
     milestones: tuple[int, ...] = ()
     lr_decay: float = 0.1
+    schedule_unit: str = "step"  # step | epoch (the mollification reference's per-epoch CosineAnnealingLR)
+    drop_last: bool = True  # False: the last partial batch is trained on too (the mollification reference)
 
 
 def learning_rate(step: int, total_steps: int, warmup_steps: int, base_lr: float, schedule: str = "cosine",
                   milestone_steps: tuple[int, ...] = (), decay: float = 0.1) -> float:
     """Linear warm-up, then per step either cosine decay from `base_lr` to 0 over the remaining
-    steps, or `base_lr` x decay^(number of milestones passed) (the step schedule)."""
+    steps, or `base_lr` x decay^(number of milestones passed) (the step schedule). A "step" is
+    one of the schedule's ticks: an optimiser step, or an epoch (`schedule_unit: epoch`, e.g.
+    cosine with T_max = epochs stepped once per epoch, as torch's CosineAnnealingLR)."""
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
     if schedule == "step":
@@ -80,8 +84,11 @@ def train(
     device = images.device
     n = len(images)
     batch = min(settings.batch_size, n)
-    steps_per_epoch = n // batch  # the last partial batch is dropped (stable BatchNorm statistics)
+    # drop_last: the last partial batch is dropped (stable BatchNorm statistics); else it is trained on
+    steps_per_epoch = n // batch if settings.drop_last else -(-n // batch)
     total_steps = steps_per_epoch * settings.epochs
+    per_step = settings.schedule_unit == "step"
+    ticks = steps_per_epoch if per_step else 1  # schedule ticks per epoch
     optimizer = torch.optim.SGD(
         model.parameters(), lr=settings.lr, momentum=settings.momentum,
         nesterov=settings.nesterov and settings.momentum > 0, weight_decay=settings.weight_decay,
@@ -109,31 +116,31 @@ def train(
                 step = epoch * steps_per_epoch + i
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(
-                        step, total_steps, settings.warmup_epochs * steps_per_epoch, settings.lr, settings.schedule,
-                        tuple(m * steps_per_epoch for m in settings.milestones), settings.lr_decay,
+                        step if per_step else epoch, ticks * settings.epochs, settings.warmup_epochs * ticks,
+                        settings.lr, settings.schedule, tuple(m * ticks for m in settings.milestones), settings.lr_decay,
                     )
                 idx = order[i * batch : (i + 1) * batch]
                 y = labels[idx]
-                x, soft_targets = recipe(normalize(augment(images[idx], g)), y, g)
+                x, soft_targets = recipe.prepare(images[idx], y, augment, normalize, g)
                 with autocast(device, settings.precision):
                     logits, soft_targets = recipe.forward(model, x, soft_targets, g)
-                loss = loss_fn(logits, soft_targets) * recipe.loss_scale
+                loss = recipe.loss(loss_fn, logits, soft_targets)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 loss_sum += loss.detach()
                 correct += (logits[: len(y), : recipe.num_classes].argmax(1) == y).sum()  # clean rows
                 if i % 20 == 19 or i == steps_per_epoch - 1:  # a host sync every 20 steps, not every step
-                    seen = (i + 1) * batch
+                    seen = min((i + 1) * batch, n)
                     progress.update(task, completed=step + 1, loss=float(loss_sum) / (i + 1), acc=float(correct) / seen,
                                     ips=seen / (time.perf_counter() - started), description=f"epoch {epoch + 1}/{settings.epochs}")
             seconds = time.perf_counter() - started
             history.append({
                 "epoch": epoch + 1,
                 "train_loss": float(loss_sum) / steps_per_epoch,
-                "train_acc": float(correct) / (steps_per_epoch * batch),
+                "train_acc": float(correct) / seen,
                 "lr": optimizer.param_groups[0]["lr"],
-                "images_per_s": steps_per_epoch * batch / seconds,
+                "images_per_s": seen / seconds,
             })
             if checkpoint is not None:
                 save_torch(checkpoint, {

@@ -6,10 +6,10 @@ import torch.nn.functional as F
 
 from mollify.augment import BatchRecipe, DiffAug, NormalizedDiffAug, ensemble_timesteps
 from mollify.data.synthetic import generate
-from mollify.device import Normalize
+from mollify.device import Normalize, seeded_generator
 from mollify.diffusion import (DiffusionSettings, denoising_mse, linear_alphas_cumprod, load_unet, make_scheduler, make_unet, q_sample,
                                save_pipeline, train_diffusion, tweedie_x0)
-from mollify.evaluate import predict_probs, predict_probs_ensemble
+from mollify.evaluate import member_streams, predict_probs, predict_probs_ensemble
 from mollify.losses import soft_cross_entropy
 from mollify.models import create_model
 
@@ -74,13 +74,33 @@ def test_diffaug_is_seeded_in_range_and_without_gradient(trained):
     assert far[0] < far[1] < far[2]
 
 
-def test_normalized_diffaug_works_in_classifier_space(trained):
+def test_normalized_diffaug_makes_classifier_inputs_from_uint8_images(trained):
     ema, _, held_out = trained
     normalize = Normalize((0.5, 0.4, 0.3), (0.2, 0.25, 0.3), torch.device("cpu"))
     diffaug = DiffAug(ema)
-    ours = NormalizedDiffAug(diffaug, normalize)(normalize(held_out[:4]), torch.Generator().manual_seed(1))
+    ours = NormalizedDiffAug(diffaug, normalize)(held_out[:4], torch.Generator().manual_seed(1))
     expected = normalize(diffaug(held_out[:4].float() / 255, torch.Generator().manual_seed(1)) * 255)
     torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-4)
+
+
+class _Recorder:
+    """A stand-in for NormalizedDiffAug that records the images it is given."""
+
+    def __call__(self, images, g):
+        self.images = images.clone()
+        return torch.full(images.shape, 7.0)
+
+
+def test_diffaug_branch_receives_the_unaugmented_image_and_the_clean_branch_the_recipe():
+    normalize = Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+    images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    flipped = lambda x, g: x.flip(-1)  # noqa: E731  a recipe augmentation with a known result
+    recorder = _Recorder()
+    recipe = BatchRecipe(10, diffaug=recorder)
+    x, y = recipe.prepare(images, torch.arange(6), flipped, normalize, torch.Generator())
+    assert torch.equal(recorder.images, images)  # the un-augmented uint8 images
+    torch.testing.assert_close(x[:6], normalize(images.flip(-1)))
+    assert bool((x[6:] == 7).all()) and x.shape == (12, 3, 32, 32) and y.shape == (6, 10)
 
 
 def test_training_loss_is_ce_clean_plus_ce_diffaug(trained):
@@ -89,12 +109,13 @@ def test_training_loss_is_ce_clean_plus_ce_diffaug(trained):
     recipe = BatchRecipe(10, diffaug=NormalizedDiffAug(DiffAug(ema), normalize))
     model = create_model("small_resnet", 10).eval()
     labels = torch.arange(8) % 10
-    x, y = recipe(normalize(held_out[:8]), labels, torch.Generator())
-    logits, targets = recipe.forward(model, x, y, torch.Generator().manual_seed(5))
-    assert logits.shape == (16, 10) and torch.equal(targets, torch.cat([y, y]))
-    augmented = NormalizedDiffAug(DiffAug(ema), normalize)(x, torch.Generator().manual_seed(5))
-    expected = F.cross_entropy(model(x), labels) + F.cross_entropy(model(augmented), labels)
-    torch.testing.assert_close(soft_cross_entropy(logits, targets) * recipe.loss_scale, expected, rtol=1e-4, atol=1e-4)
+    flipped = lambda x, g: x.flip(-1)  # noqa: E731
+    x, y = recipe.prepare(held_out[:8], labels, flipped, normalize, torch.Generator().manual_seed(5))
+    logits, targets = recipe.forward(model, x, y, torch.Generator())
+    assert logits.shape == (16, 10) and torch.equal(targets, y)
+    augmented = NormalizedDiffAug(DiffAug(ema), normalize)(held_out[:8], torch.Generator().manual_seed(5))
+    expected = F.cross_entropy(model(normalize(held_out[:8].flip(-1))), labels) + F.cross_entropy(model(augmented), labels)
+    torch.testing.assert_close(recipe.loss(soft_cross_entropy, logits, targets), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_ensemble_of_t0_alone_is_the_default_evaluation(trained):
@@ -103,12 +124,33 @@ def test_ensemble_of_t0_alone_is_the_default_evaluation(trained):
     model = create_model("small_resnet", 10)
     cpu = torch.device("cpu")
     default = predict_probs(model, held_out, normalize, cpu, batch_size=32)
-    assert torch.equal(predict_probs_ensemble(model, held_out, normalize, cpu, DiffAug(ema), [0], seed=0, batch_size=32), default)
+    assert torch.equal(predict_probs_ensemble(model, held_out, normalize, cpu, DiffAug(ema), member_streams(0, [0], cpu),
+                                              batch_size=32), default)
     members = ensemble_timesteps()
     assert members == [0, 50, 100, 150, 200, 250, 300, 350, 400, 450]
-    de = predict_probs_ensemble(model, held_out, normalize, cpu, DiffAug(ema), members[:3], seed=0, batch_size=32)
+    de = predict_probs_ensemble(model, held_out, normalize, cpu, DiffAug(ema), member_streams(0, members[:3], cpu), batch_size=32)
     torch.testing.assert_close(de.sum(1), torch.ones(len(held_out), dtype=torch.float64))
     assert not torch.allclose(de, default)
+
+
+def test_ensemble_members_continue_their_noise_stream_across_chunks(trained):
+    """Chunks of one evaluation draw fresh noise; new streams from the same seed repeat it."""
+    ema, _, held_out = trained
+    normalize = Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+    model = create_model("small_resnet", 10).eval()
+    cpu = torch.device("cpu")
+    chunk = held_out[:8]
+
+    def de(streams):
+        return predict_probs_ensemble(model, chunk, normalize, cpu, DiffAug(ema), streams, batch_size=8)
+
+    streams = member_streams(0, [200], cpu)
+    first, second = de(streams), de(streams)  # the same images as two chunks of one evaluation
+    assert not torch.allclose(first, second)
+    torch.testing.assert_close(de(member_streams(0, [200], cpu)), first)
+    g = seeded_generator(0, 200, cpu)
+    noise_1 = DiffAug(ema)(chunk.float() / 255, g, 200)
+    torch.testing.assert_close(predict_probs(model, chunk, normalize, cpu, 8, transform=lambda x: noise_1), first)
 
 
 def test_pipeline_directory_round_trip(trained, tmp_path):

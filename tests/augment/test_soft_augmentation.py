@@ -1,10 +1,17 @@
-"""Soft Augmentation: the soft target curve, the crop and its visible fraction."""
+"""Soft Augmentation: the soft target curve, the crop and its visible fraction, the released loss
+weight and fine-tune phase."""
+
+import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mollify.augment import SoftAugmentation
-from mollify.augment.soft_augmentation import crop_offsets, soft_crop, soft_targets, target_confidence
+from mollify.augment.soft_augmentation import crop_offsets, soft_crop, soft_crop_off_from, soft_targets, target_confidence
+from mollify.config import parse_params
+from mollify.errors import MollifyError
+from mollify.losses import soft_cross_entropy
 
 
 def test_target_curve_matches_the_reference_formula():
@@ -45,16 +52,83 @@ def test_offsets_are_truncated_normal_within_the_image():
     zero = (o == 0).double().mean()
     one = (o == 1).double().mean()
     assert float(zero) == pytest.approx(2 * float(one), rel=0.1)  # int() truncation doubles 0
-    assert float(o.double().std()) == pytest.approx(12.0, rel=0.06)
+    # the exact std of trunc(N(0, 12)) given |N(0, 12)| <= 32: P(o = +-k) = P(k <= |x| < k + 1) for k >= 1
+    cdf = lambda z: 0.5 * (1 + math.erf(z / (12.0 * math.sqrt(2))))  # noqa: E731
+    mass = {k: 2 * (cdf(k + 1) - cdf(k)) for k in range(1, 32)}
+    std = math.sqrt(sum(k * k * m for k, m in mass.items()) / (2 * cdf(32) - 1))
+    assert float(o.double().std()) == pytest.approx(std, rel=0.01)
 
 
 def test_batch_step_weights_targets_by_confidence_and_turns_off_at_the_end():
     x = torch.randn(64, 3, 32, 32)
     labels = torch.randint(0, 10, (64,))
-    sa = SoftAugmentation(10, final_epochs_without=2)
+    sa = SoftAugmentation(10, final_epochs_without=2, confidence_weight="per_sample")
     out, y = sa(x, labels, torch.Generator().manual_seed(0))
     p = y.gather(1, labels[:, None]).squeeze(1) ** 0.5  # weighted target on the true class is p * p
     torch.testing.assert_close(y.sum(1), p, atol=1e-5, rtol=0)
     sa.start_epoch(8, 10)
     out, y = sa(x, labels, torch.Generator().manual_seed(0))
     assert torch.equal(out, x) and torch.allclose(y, torch.nn.functional.one_hot(labels, 10).float())
+
+
+def _release_p_and_q(labels: torch.Tensor, seed: int, k: int = 10, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """p and the soft target q of the release's equations, from the offsets that `seed` draws."""
+    o = crop_offsets(len(labels), size, 12.0, torch.Generator().manual_seed(seed), torch.device("cpu")).double()
+    v = (size - o[:, 0].abs()) * (size - o[:, 1].abs()) / size**2
+    p = 1 - (1 - 1 / k) * (1 - v) ** 2
+    q = ((1 - p) / (k - 1))[:, None].repeat(1, k)
+    q[torch.arange(len(labels)), labels] = p
+    return p.float(), q.float()
+
+
+def test_released_loss_is_the_batch_mean_of_p_times_the_soft_target_loss():
+    labels = torch.arange(32) % 10
+    _, y = SoftAugmentation(10)(torch.randn(32, 3, 32, 32), labels, torch.Generator().manual_seed(3))
+    p, q = _release_p_and_q(labels, 3)
+    assert float(p.std()) > 0.05  # the crops differ: batch mean and per-sample weights differ
+    logits = torch.randn(32, 10, requires_grad=True)
+    ours = soft_cross_entropy(logits, y)
+    ce = -(q * F.log_softmax(logits, 1)).sum(1)
+    torch.testing.assert_close(ours, p.mean() * ce.mean())
+    # the release: a (B, 1) weight times the (B,) per-sample KL broadcasts to (B, B), then the mean
+    kl = F.kl_div(F.log_softmax(logits, 1), q, reduction="none").sum(-1)
+    released = (p[:, None] * kl).mean()
+    (g_ours,) = torch.autograd.grad(ours, logits)
+    (g_release,) = torch.autograd.grad(released, logits)
+    torch.testing.assert_close(g_ours, g_release)
+    torch.testing.assert_close(g_ours, p.mean() * (torch.softmax(logits, 1) - q) / 32)
+
+
+@pytest.mark.parametrize(("mode", "weight"), [("per_sample", lambda p: p), ("none", lambda p: torch.ones_like(p))])
+def test_per_sample_and_unweighted_options(mode, weight):
+    labels = torch.arange(16) % 10
+    _, y = SoftAugmentation(10, confidence_weight=mode)(torch.randn(16, 3, 32, 32), labels, torch.Generator().manual_seed(4))
+    p, q = _release_p_and_q(labels, 4)
+    torch.testing.assert_close(y, weight(p)[:, None] * q)
+
+
+def test_offsets_are_checked_before_truncation():
+    # at sigma 32 the old truncate-then-check gave |offset| = 32 (an empty crop) in ~2% of draws
+    o = crop_offsets(100_000, 32, 32.0, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert int(o.abs().max()) == 31 and int((o.abs() == 31).sum()) > 100
+
+
+def test_soft_crop_is_off_for_the_releases_final_epochs_and_never_the_first_5_percent():
+    assert soft_crop_off_from(501, 21) == 480  # EPOCH = 500, ft = 20: epochs 480..500 off, 21 of 501
+    sa = SoftAugmentation(100, final_epochs_without=21)
+    on = []
+    for epoch in range(501):
+        sa.start_epoch(epoch, 501)
+        on.append(sa.active)
+    assert on == [True] * 480 + [False] * 21
+    assert soft_crop_off_from(41, 40) == 2  # max(0.05 x 40, 41 - 40): on for the first 2 epochs
+    assert soft_crop_off_from(1, 1) == 0  # off for the only epoch: rejected by the config
+
+
+def test_a_setting_that_turns_the_soft_crop_off_for_every_epoch_is_rejected():
+    raw = {"datasets": ["demo"], "methods": ["sa"], "corrupt": {"corruptions": ["fog"]}, "train": {"epochs": 1},
+           "recipes": {"sa": {"augment": ["flip"], "softaug": {"final_epochs_without": 1}}}}
+    with pytest.raises(MollifyError, match="recipes.sa.softaug.final_epochs_without=1 turns the soft crop off for all 1 epochs"):
+        parse_params(raw)
+    raw["train"]["epochs"] = 2
+    assert parse_params(raw).recipe("sa").softaug.final_epochs_without == 1

@@ -6,8 +6,8 @@
 No gradient flows through the diffusion model. In a training loop::
 
     diffaug = DiffAug(unet)                       # a diffusers UNet2DModel (epsilon prediction)
-    x_aug = diffaug(x01, generator)               # images in [0, 1] -> their DiffAug versions
-    logits = model(normalize(torch.cat([x01, x_aug])))
+    x_aug = diffaug(x01, generator)               # un-augmented images in [0, 1] -> their DiffAug versions
+    logits = model(normalize(torch.cat([augment(x01), x_aug])))
     loss = F.cross_entropy(logits[:n], y) + F.cross_entropy(logits[n:], y)
 
 The DiffAug Ensemble (test time) averages the softmax over fixed t in {0, 50, ..., 450}, t = 0
@@ -58,13 +58,11 @@ class DiffAug:
 
 
 class NormalizedDiffAug:
-    """DiffAug on classifier inputs standardised by `normalize` (as the training loop holds them):
-    undo the standardisation, diffuse-and-denoise in [0, 1], standardise again."""
+    """DiffAug of uint8 images (B, C, H, W) as classifier inputs: diffuse-and-denoise in [0, 1],
+    then standardise by `normalize` (as the training loop's clean rows)."""
 
     def __init__(self, diffaug: DiffAug, normalize: Normalize):
         self.diffaug, self.normalize = diffaug, normalize
 
-    def __call__(self, x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
-        pixels = (x * self.normalize.std + self.normalize.mean) / 255
-        out = self.diffaug(pixels, g) * 255
-        return self.normalize(out)
+    def __call__(self, images: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
+        return self.normalize(self.diffaug(images.float() / 255, g) * 255)

@@ -43,12 +43,15 @@ class NoisyFeatureMixup:
         }
 
     def mix(self, h: torch.Tensor, draws: dict[str, torch.Tensor], g: torch.Generator) -> torch.Tensor:
-        lam = draws["lam"].to(h.dtype)
+        """The noisy mix of features `h`, in fp32 whatever h's dtype: under bf16 autocast a stage
+        returns bf16, and lam rounded to bf16 would not be the lam of the mixed targets."""
+        h = h.float()
+        lam = draws["lam"].float()
         mixed = lam * h + (1 - lam) * h[draws["perm"]]
         if self.alpha <= 0:
             return mixed
-        add = self.add_level * draws["b_add"] * torch.randn(h.shape, generator=g, device=h.device, dtype=h.dtype)
-        mult = self.mult_level * draws["b_mult"] * (2 * torch.rand(h.shape, generator=g, device=h.device, dtype=h.dtype) - 1) + 1
+        add = self.add_level * draws["b_add"] * torch.randn(h.shape, generator=g, device=h.device)
+        mult = self.mult_level * draws["b_mult"] * (2 * torch.rand(h.shape, generator=g, device=h.device) - 1) + 1
         return mult * mixed + add
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

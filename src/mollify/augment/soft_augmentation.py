@@ -1,15 +1,24 @@
 """Soft Augmentation (Liu, Yan, Leal-Taixe, Hays, Ramanan, CVPR 2023): aggressive crops whose
 target confidence softens with the visible fraction v of the image.
 
-    offsets o1, o2 ~ N(0, sigma_crop), truncated toward zero, redrawn until |o| <= size
+    offsets o1, o2 ~ N(0, sigma_crop), redrawn until |o| <= size, then truncated toward zero
     v = (H - |o1|)(W - |o2|) / (H W)
     p(v) = 1 - (1 - 1/K)(1 - v)^k        (k = `power`, 2 by default; p = 1/K when v <= 0)
     target: p on the true class, (1 - p) / (K - 1) on each other class
 
 The crop window is cut from the image centred on a 3x canvas filled with a per-channel constant
-`background` * N(0, 1) (images are normalised, so ~0 is the mean colour). The released code also
-weights each sample's loss by p; since cross-entropy is linear in the target, that is the
-soft-target cross-entropy against p * target, which is what `weight_by_confidence` returns.
+`background` * N(0, 1) (images are normalised, so ~0 is the mean colour).
+
+Loss weight (`confidence_weight`): the released loss (youngleox/soft_augmentation cifar/utils.py,
+soft_target) multiplies a (B, 1) weight p by the (B,) per-sample KL, which broadcasts to (B, B):
+its mean is mean(p) x mean(KL), so the weight is the BATCH MEAN of p (`batch_mean`, the default);
+`per_sample` weights each sample's loss by its own p (the paper's "target & weight" reading);
+`none` leaves the loss unweighted. Cross-entropy is linear in the target, so the weight is folded
+into the returned targets: soft-target cross-entropy against w * target (with the `ce` loss,
+the same value and gradients as w * CE; KL differs from CE by the target entropy, a constant).
+
+The release runs EPOCH + 1 epochs and turns the soft crop off (sigma / 1000) from epoch
+max(0.05 EPOCH, EPOCH - ft) on (cifar/train.py): `soft_crop_off_from`.
 Batched: one gather cuts every sample's window at its own offset.
 """
 
@@ -37,14 +46,21 @@ def soft_targets(labels: torch.Tensor, confidence: torch.Tensor, num_classes: in
 
 
 def crop_offsets(batch: int, size: int, sigma: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
-    """(batch, 2) integer offsets ~ N(0, sigma) truncated toward zero, redrawn until |o| <= size."""
-    offsets = torch.zeros(batch, 2, dtype=torch.long, device=device)
+    """(batch, 2) integer offsets: o ~ N(0, sigma) redrawn until |o| <= size, then truncated toward
+    zero (the release's draw_offset tests the real draw, so |offset| = size, an empty crop, never occurs)."""
+    offsets = torch.zeros(batch, 2, device=device)
     todo = torch.ones(batch, 2, dtype=torch.bool, device=device)
     while bool(todo.any()):  # a few rounds at most: P(|o| > size) is tiny for sigma <= size / 2
-        draw = torch.trunc(sigma * torch.randn(batch, 2, generator=g, device=device)).long()
-        offsets = torch.where(todo, draw, offsets)
+        offsets = torch.where(todo, sigma * torch.randn(batch, 2, generator=g, device=device), offsets)
         todo = offsets.abs() > size
-    return offsets
+    return torch.trunc(offsets).long()
+
+
+def soft_crop_off_from(epochs: int, final_epochs_without: int) -> float:
+    """The first epoch (0-based) without the soft crop: the release runs EPOCH + 1 = `epochs` epochs
+    and switches from epoch max(0.05 EPOCH, EPOCH - ft) on, i.e. the last ft + 1 =
+    `final_epochs_without` epochs, but never the first 5% of the schedule."""
+    return max(0.05 * (epochs - 1), epochs - final_epochs_without)
 
 
 def soft_crop(x: torch.Tensor, offsets: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
@@ -62,12 +78,12 @@ class SoftAugmentation:
     sigma_crop: float = 12.0
     power: float = 2.0
     background: float = 0.01
-    weight_by_confidence: bool = True
-    final_epochs_without: int = 20  # the reference's fine-tune phase: soft crop off (sigma / 1000)
+    confidence_weight: str = "batch_mean"  # batch_mean (the release) | per_sample | none
+    final_epochs_without: int = 21  # the release's fine-tune phase of 501 epochs: soft crop off (sigma / 1000)
     active: bool = True
 
     def start_epoch(self, epoch: int, epochs: int) -> None:
-        self.active = epoch < epochs - self.final_epochs_without
+        self.active = epoch < soft_crop_off_from(epochs, self.final_epochs_without)
 
     def __call__(self, x: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         sigma = self.sigma_crop if self.active else self.sigma_crop / 1000
@@ -76,5 +92,5 @@ class SoftAugmentation:
         h, w = x.shape[-2:]
         visible = (h - offsets[:, 0].abs()) * (w - offsets[:, 1].abs()) / (h * w)
         p = target_confidence(visible.to(x.dtype), self.num_classes, self.power)
-        y = soft_targets(labels, p, self.num_classes)
-        return soft_crop(x, offsets, background), (p[:, None] * y if self.weight_by_confidence else y)
+        weight = {"batch_mean": p.mean().expand_as(p), "per_sample": p, "none": torch.ones_like(p)}[self.confidence_weight]
+        return soft_crop(x, offsets, background), weight[:, None] * soft_targets(labels, p, self.num_classes)

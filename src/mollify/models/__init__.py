@@ -15,6 +15,8 @@ MODELS: dict[str, Callable[[int], nn.Module]] = {
     "small_resnet": resnets.small_resnet,
     "resnet18": resnets.resnet18,
     "preact_resnet18": resnets.preact_resnet18,
+    "preact_resnet18_nfm": resnets.preact_resnet18_nfm,
+    "preact_wide_resnet18_nfm": resnets.preact_wide_resnet18_nfm,
     "preact_resnet50": resnets.preact_resnet50,
     "wrn28_10": resnets.wrn28_10,
 }

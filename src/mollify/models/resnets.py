@@ -3,6 +3,9 @@
 - ResNet-18: He et al. 2016, BasicBlock [2, 2, 2, 2].
 - PreActResNet-18/-50: He et al. 2016 (identity mappings), pre-activation basic [2, 2, 2, 2] and
   bottleneck [3, 4, 6, 3] blocks; PreActResNet-50 is the mollification paper's network.
+- PreActResNet-18 / PreActWideResNet-18 (widths x2, 128..1024) as the NFM release builds them
+  (erichson/NFM src/cifar_models/preresnet.py): the shortcut, identity or projection, takes the
+  activated input relu(bn1(x)); NFM trains the wide one on CIFAR-100.
 - WRN-28-10: Zagoruyko & Komodakis 2016, pre-activation blocks, widths 16 x (1, 10, 20, 40).
 - small_resnet: a three-stage ResNet-8 (stages at 16, 8, 4 px) for the CPU demo.
 
@@ -50,11 +53,10 @@ class BasicBlock(nn.Module):
 class PreActBlock(nn.Module):
     """Pre-activation basic block: BN-ReLU-conv-BN-ReLU-conv + shortcut.
 
-    The projection shortcut sees the raw input x (the mollification reference's presnet.py);
-    `project_activated` blocks (WRN) project BN-ReLU(x) instead."""
+    The shortcut sees the raw input x (the mollification reference's presnet.py); subclasses
+    choose otherwise in `shortcut_input`."""
 
     expansion = 1
-    project_activated = False
 
     def __init__(self, cin: int, cout: int, stride: int = 1):
         super().__init__()
@@ -63,16 +65,28 @@ class PreActBlock(nn.Module):
         self.shortcut = _shortcut(cin, cout, stride, with_bn=False)
         self.dropout: nn.Module = nn.Identity()
 
+    def shortcut_input(self, x: torch.Tensor, activated: torch.Tensor) -> torch.Tensor:
+        return x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         activated = F.relu(self.bn1(x))
-        projected = self.project_activated and not isinstance(self.shortcut, nn.Identity)
-        shortcut = self.shortcut(activated if projected else x)
+        shortcut = self.shortcut(self.shortcut_input(x, activated))
         out = self.conv2(self.dropout(F.relu(self.bn2(self.conv1(activated)))))
         return out + shortcut
 
 
+class NFMPreActBlock(PreActBlock):
+    """The NFM release's pre-activation block: the shortcut, identity and projection alike, takes
+    relu(bn1(x))."""
+
+    def shortcut_input(self, x: torch.Tensor, activated: torch.Tensor) -> torch.Tensor:
+        return activated
+
+
 class PreActBottleneck(nn.Module):
-    """Pre-activation bottleneck: 1x1 reduce, 3x3 (strided), 1x1 expand x4; shortcut of the raw input."""
+    """Pre-activation bottleneck: 1x1 reduce, 3x3 (strided), 1x1 expand x4; shortcut of the raw
+    input. MC dropout sits after the 3x3 conv's BN-ReLU, before the last 1x1 (as the spatial-
+    smoothing reference's preresnet_mcdo_block.py Bottleneck)."""
 
     expansion = 4
 
@@ -87,8 +101,8 @@ class PreActBottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(F.relu(self.bn1(x)))
-        out = self.conv2(self.dropout(F.relu(self.bn2(out))))
-        out = self.conv3(F.relu(self.bn3(out)))
+        out = self.conv2(F.relu(self.bn2(out)))
+        out = self.conv3(self.dropout(F.relu(self.bn3(out))))
         return out + self.shortcut(x)
 
 
@@ -96,7 +110,8 @@ class WideBlock(PreActBlock):
     """WRN block (Zagoruyko & Komodakis 2016): a pre-activation block whose 1x1 projection
     shortcut takes the activated input."""
 
-    project_activated = True
+    def shortcut_input(self, x: torch.Tensor, activated: torch.Tensor) -> torch.Tensor:
+        return x if isinstance(self.shortcut, nn.Identity) else activated
 
 
 class ResidualNet(nn.Module):
@@ -142,6 +157,14 @@ def resnet18(num_classes: int) -> ResidualNet:
 
 def preact_resnet18(num_classes: int) -> ResidualNet:
     return ResidualNet(PreActBlock, [2, 2, 2, 2], [64, 128, 256, 512], num_classes, stem_width=64, pre_activation=True)
+
+
+def preact_resnet18_nfm(num_classes: int) -> ResidualNet:
+    return ResidualNet(NFMPreActBlock, [2, 2, 2, 2], [64, 128, 256, 512], num_classes, stem_width=64, pre_activation=True)
+
+
+def preact_wide_resnet18_nfm(num_classes: int) -> ResidualNet:
+    return ResidualNet(NFMPreActBlock, [2, 2, 2, 2], [128, 256, 512, 1024], num_classes, stem_width=128, pre_activation=True)
 
 
 def preact_resnet50(num_classes: int) -> ResidualNet:

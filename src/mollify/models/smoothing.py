@@ -3,8 +3,10 @@
 - TanhBlur: x -> T tanh(x / T) -> ReLU -> AvgPool2d(kernel 2, stride 1, padding 1), T = 10; the
   map grows by one pixel. One block after each residual stage (before each stride-2 stage and
   before global pooling), as in the reference's ResNets.
-- MC dropout: dropout after the first conv-BN-ReLU of each block that stays on at test time;
-  a prediction averages the softmax of n stochastic passes. BatchNorm stays in eval mode.
+- MC dropout: dropout that stays on at test time, after the first conv-BN-ReLU of each basic
+  block and after the 3x3 conv-BN-ReLU of each bottleneck, before its last 1x1 (the reference's
+  resnet_mcdo_block.py / preresnet_mcdo_block.py); a prediction averages the softmax of n
+  stochastic passes. BatchNorm stays in eval mode.
 """
 
 from __future__ import annotations
