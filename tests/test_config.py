@@ -127,6 +127,9 @@ def test_missing_params_file(tmp_path):
     ({"augment": ["flip", "crop"], "softaug": {}}, "softaug replaces the standard random crop"),
     ({"augment": ["mixup", "cutmix"]}, "mixup and cutmix exclude each other"),
     ({"augment": ["flip"], "mc_dropout": 1.0}, "recipes.bad.mc_dropout: Input should be less than 1"),
+    ({"augment": ["flip"], "augmix_jsd": True}, "augmix_jsd needs augmix in augment"),
+    ({"augment": ["augmix", "mixup"], "augmix_jsd": True}, "augmix_jsd combines with diffaug only, not with mixup"),
+    ({"augment": ["augmix"], "augmix_jsd": True, "mollify": {}}, "augmix_jsd combines with diffaug only, not with mollify"),
 ])
 def test_incompatible_recipes_are_rejected(recipe, message):
     raw = _raw()

@@ -20,7 +20,8 @@ RECIPES = ["baseline", "trivaug", "mollify", "trivaug_mollify", "nfm", "softaug"
 @pytest.fixture
 def prepared(workdir):
     params = tiny_params(**{"train.epochs": 1, "corrupt.corruptions": ["gaussian_noise", "contrast"],
-                            "corrupt.severities": [2], "evaluate.mc_samples": 2, "evaluate.mc_sweep": [1, 3]})
+                            "corrupt.severities": [2], "evaluate.mc_samples": 2, "evaluate.mc_samples_corrupted": 1,
+                            "evaluate.mc_sweep": [1, 3]})
     cfg = parse_params(params)
     prepare_dataset("demo", paths.clean_dir("demo"), download_dir=workdir, demo_train_size=128, demo_test_size=32)
     x, y = load_split(paths.clean_dir("demo"), "test")
@@ -41,6 +42,7 @@ def test_recipe_trains_and_evaluates(prepared, method):
     assert 0 <= summary["diffaug_ensemble"]["ensemble"]["clean"]["err"] <= 1
     if method == "smooth_mcdo":
         assert summary["mc_samples"] == 2 and set(summary["mc_sweep"]) == {"1", "3"}
+        assert summary["mc_samples_corrupted"] == 1
     else:
         assert "mc_sweep" not in summary
 
@@ -53,3 +55,18 @@ def test_noise_class_mode_trains_and_is_evaluated_on_the_real_classes(prepared):
     state = torch.load(paths.model_file("demo", "la"), weights_only=True)
     assert state["num_classes"] == 11
     assert evaluate_method(cfg, "demo", "la")["clean"]["nll"] > 0
+
+
+def test_paper_settings_train_and_evaluate_with_jsd_diffaug_and_batch_mean_ece(prepared):
+    params = prepared.model_dump()
+    params["recipes"]["augmix_diffaug"] = {"augment": ["flip", "augmix"], "augmix_jsd": True, "diffaug": True}
+    params["diffaug_methods"] = ["augmix_diffaug"]
+    params["train"].update(schedule_unit="epoch", drop_last=False, batch_size=48)  # 128 images: batches 48, 48, 32
+    params["evaluate"]["ece_batch_size"] = 10
+    cfg = parse_params(params)
+    history = train_method(cfg, "demo", "augmix_diffaug", show_progress=False)
+    assert np.isfinite(history[0]["train_loss"]) and history[0]["lr"] == cfg.train.lr  # epoch 0 of the per-epoch cosine
+    summary = evaluate_method(cfg, "demo", "augmix_diffaug")
+    blocks = [summary["clean"], summary["corrupted"], *summary["corrupted"]["by_severity"].values(),
+              *summary["corrupted"]["by_group"].values(), summary["diffaug_ensemble"]["ensemble"]["clean"]]
+    assert all(0 <= block["ece_batch_mean"] <= 1 for block in blocks)

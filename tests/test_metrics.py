@@ -5,7 +5,8 @@ import pytest
 import torch
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from mollify.metrics import classification_metrics, expected_calibration_error, reliability_bins
+from mollify.evaluate import summarize
+from mollify.metrics import batch_mean_ece, classification_metrics, expected_calibration_error, reliability_bins
 
 
 def _random_probs(n: int, k: int, seed: int, with_certain: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,13 +72,73 @@ def test_ece_matches_torchmetrics(seed):
 def test_perfect_and_uniform_predictions():
     labels = torch.arange(10)
     perfect = classification_metrics(torch.eye(10, dtype=torch.float64), labels)
-    assert perfect == {"acc": 1.0, "err": 0.0, "nll": 0.0, "ece": 0.0, "brier": 0.0, "acc90": 1.0, "freq90": 1.0, "unc90": None}
+    # no wrong prediction: unc90 is 0, as the smoothing reference's unconfidence()
+    assert perfect == {"acc": 1.0, "err": 0.0, "nll": 0.0, "ece": 0.0, "brier": 0.0, "acc90": 1.0, "freq90": 1.0, "unc90": 0.0}
     uniform = classification_metrics(torch.full((10, 10), 0.1, dtype=torch.float64), labels)
     assert uniform["nll"] == pytest.approx(np.log(10))
     assert uniform["brier"] == pytest.approx(0.9)
-    assert uniform["acc90"] is None and uniform["freq90"] == 0.0 and uniform["unc90"] == 1.0
+    # no confident prediction: acc90 is 0 (not null), as the reference's gacc()
+    assert uniform["acc90"] == 0.0 and uniform["freq90"] == 0.0 and uniform["unc90"] == 1.0
 
 
 def test_nll_of_a_zero_probability_is_large_but_finite():
     m = classification_metrics(torch.tensor([[1.0, 0.0]], dtype=torch.float64), torch.tensor([1]))
     assert np.isfinite(m["nll"]) and m["nll"] > 700
+
+
+def test_batch_mean_ece_is_torchmetrics_ece_per_batch_of_100_averaged():
+    probs, labels = _random_probs(1000, 10, 7, with_certain=False)
+    per_batch = [float(multiclass_calibration_error(p.float(), y, num_classes=10, n_bins=15, norm="l1"))
+                 for p, y in zip(probs.split(100), labels.split(100))]
+    assert batch_mean_ece(probs, labels, 15, 100) == pytest.approx(np.mean(per_batch), abs=1e-5)
+    metrics = classification_metrics(probs, labels, 15, ece_batch_size=100)
+    assert metrics["ece_batch_mean"] == pytest.approx(np.mean(per_batch), abs=1e-5)
+    assert metrics["ece_batch_mean"] > metrics["ece"]  # the small batches bias it upwards
+    assert "ece_batch_mean" not in classification_metrics(probs, labels, 15)
+
+
+def test_batch_mean_ece_weights_a_last_partial_batch_by_its_size():
+    probs, labels = _random_probs(250, 10, 8, with_certain=False)
+    parts = [expected_calibration_error(probs[a:b], labels[a:b], 15) for a, b in ((0, 100), (100, 200), (200, 250))]
+    assert batch_mean_ece(probs, labels, 15, 100) == pytest.approx((100 * parts[0] + 100 * parts[1] + 50 * parts[2]) / 250)
+
+
+def test_a_calibrated_predictor_has_a_small_ece_and_a_large_batch_mean_ece():
+    """The issue's example: 10,000 samples whose confidence is right on average."""
+    g = torch.Generator().manual_seed(0)
+    conf = 0.5 + 0.5 * torch.rand(10_000, generator=g, dtype=torch.float64)
+    probs = torch.stack([conf, 1 - conf], 1)
+    labels = (torch.rand(10_000, generator=g, dtype=torch.float64) > conf).long()  # class 0 with probability conf
+    m = classification_metrics(probs, labels, 15, ece_batch_size=100)
+    assert m["ece"] < 0.02 and 0.05 < m["ece_batch_mean"] < 0.15
+
+
+def test_corrupted_acc90_and_unc90_are_pooled_counts_over_the_sets():
+    g = torch.Generator().manual_seed(1)
+    sets = [_random_probs(300, 10, seed, with_certain=False) for seed in (11, 12, 13)]
+    # a set without confident predictions: acc90 = 0 there, and it adds nothing to the pooled count
+    sets.append((torch.full((300, 10), 0.1, dtype=torch.float64), torch.randint(0, 10, (300,), generator=g)))
+    table = [{"corruption": name, "severity": 1, **classification_metrics(p, y)}
+             for name, (p, y) in zip(["gaussian_noise", "fog", "contrast", "pixelate"], sets)]
+    assert table[-1]["acc90"] == 0.0
+    summary = summarize(classification_metrics(*sets[0]), table)["corrupted"]
+    probs, labels = torch.cat([p for p, _ in sets]), torch.cat([y for _, y in sets])
+    conf, correct = probs.max(1).values, probs.argmax(1) == labels
+    confident = conf > 0.9
+    assert summary["acc90"] == pytest.approx(int((correct & confident).sum()) / int(confident.sum()), abs=1e-12)
+    assert summary["unc90"] == pytest.approx(int((~correct & ~confident).sum()) / int((~correct).sum()), abs=1e-12)
+    assert summary["freq90"] == pytest.approx(float(confident.double().mean()), abs=1e-12)
+    assert summary["acc90"] < np.mean([r["acc90"] for r in table[:3]])  # the plain mean of the 3 non-empty sets
+
+
+def test_batch_mean_ece_is_in_every_block_that_has_ece():
+    sets = [_random_probs(200, 10, seed, with_certain=False) for seed in (21, 22)]
+    table = [{"corruption": name, "severity": s, **classification_metrics(p, y, 15, 100)}
+             for name, s, (p, y) in zip(["fog", "saturate"], [1, 2], sets)]
+    summary = summarize(classification_metrics(*sets[0], 15, 100), table)
+    for part in ("corrupted", "corrupted_extra"):
+        block = summary[part]
+        assert "ece_batch_mean" in block
+        for sub in (*block["by_severity"].values(), *block["by_group"].values()):
+            assert "ece" in sub and "ece_batch_mean" in sub
+    assert summary["corrupted"]["ece_batch_mean"] == table[0]["ece_batch_mean"]

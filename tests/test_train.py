@@ -10,9 +10,13 @@ import time
 import pytest
 import torch
 import yaml
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from mollify.train import learning_rate
+from mollify.train import TrainSettings, learning_rate, train
 from mollify import paths
+from mollify.augment import BatchRecipe
+from mollify.device import Normalize
+from mollify.losses import soft_cross_entropy
 from mollify.config import parse_params
 from mollify.data import prepare_dataset
 from mollify.experiment import train_method
@@ -25,6 +29,47 @@ def test_learning_rate_warmup_then_cosine():
     assert learning_rate(10, 100, 10, 0.1) == pytest.approx(0.1)
     assert learning_rate(55, 100, 10, 0.1) == pytest.approx(0.05)
     assert learning_rate(99, 100, 0, 0.1) == pytest.approx(0.1 * 0.5 * (1 + math.cos(0.99 * math.pi)))
+
+
+def _run_schedule(schedule_unit: str, drop_last: bool, epochs: int = 4) -> tuple[list[int], list[float]]:
+    """Batch sizes and learning rates of every optimiser step of a run on 10 images in batches of 4."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
+    sizes, lrs = [], []
+    model.register_forward_pre_hook(lambda m, args: sizes.append(len(args[0])))
+    hook = register_optimizer_step_pre_hook(lambda opt, *_: lrs.append(opt.param_groups[0]["lr"]))
+    settings = TrainSettings(epochs=epochs, batch_size=4, lr=0.1, momentum=0.9, nesterov=False, weight_decay=5e-4,
+                             warmup_epochs=0, seed=0, schedule_unit=schedule_unit, drop_last=drop_last)
+    images = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8)
+    try:
+        history = train(model, images, torch.arange(10), lambda x, g: x, Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")),
+                        BatchRecipe(10), soft_cross_entropy, settings, show_progress=False)
+    finally:
+        hook.remove()
+    assert [row["lr"] for row in history] == lrs[len(lrs) // epochs - 1 :: len(lrs) // epochs]
+    return sizes, lrs
+
+
+def test_per_epoch_cosine_is_torchs_cosine_annealing_lr_stepped_each_epoch():
+    sizes, lrs = _run_schedule("epoch", drop_last=False)
+    assert sizes == [4, 4, 2] * 4  # the last partial batch kept: 3 steps per epoch
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=4)  # the reference's, stepped per epoch
+    expected = []
+    for _ in range(4):
+        expected += [optimizer.param_groups[0]["lr"]] * 3
+        optimizer.step()
+        scheduler.step()
+    assert lrs == pytest.approx(expected, rel=1e-12)
+    assert lrs[::3] == pytest.approx([0.1, 0.05 * (1 + math.cos(math.pi / 4)), 0.05, 0.05 * (1 - math.cos(math.pi / 4))])
+
+
+@pytest.mark.parametrize(("drop_last", "sizes_per_epoch"), [(True, [4, 4]), (False, [4, 4, 2])])
+def test_per_step_cosine_over_the_steps_with_and_without_the_last_partial_batch(drop_last, sizes_per_epoch):
+    sizes, lrs = _run_schedule("step", drop_last)
+    steps = len(sizes_per_epoch) * 4
+    assert sizes == sizes_per_epoch * 4
+    assert lrs == pytest.approx([0.05 * (1 + math.cos(math.pi * i / steps)) for i in range(steps)], rel=1e-12)
 
 
 def _weights(method="baseline"):

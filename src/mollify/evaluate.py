@@ -68,6 +68,11 @@ def predictive_entropy(probs: torch.Tensor) -> torch.Tensor:
     return -(probs * probs.clamp_min(1e-300).log()).sum(dim=1)
 
 
+def summary_keys(metrics: dict[str, Any]) -> tuple[str, ...]:
+    """The metrics of the per-severity and per-group means: err, NLL, ECE (and the batch-mean ECE when computed)."""
+    return SUMMARY_KEYS + (("ece_batch_mean",) if "ece_batch_mean" in metrics else ())
+
+
 # acc90 and unc90 over several sets are pooled counts: each is a fraction of another metric's count
 _POOLED_OVER = {"acc90": "freq90", "unc90": "err"}
 
@@ -98,7 +103,7 @@ def summarize(clean: dict[str, float], table: list[dict[str, Any]]) -> dict[str,
         part["mce"] = part["err"]  # Hendrycks' CIFAR mCE: the plain mean error over corruptions x severities
         part["n_corruptions"] = len({r["corruption"] for r in rows})
         severities = sorted({r["severity"] for r in rows})
-        keys = SUMMARY_KEYS + tuple(k for k in ("ece_batch_mean",) if k in clean)
+        keys = summary_keys(clean)
         part["by_severity"] = {str(s): _mean([r for r in rows if r["severity"] == s], keys) for s in severities}
         groups = sorted({group_of(r["corruption"]) for r in rows})
         part["by_group"] = {grp: _mean([r for r in rows if group_of(r["corruption"]) == grp], keys) for grp in groups}

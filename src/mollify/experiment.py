@@ -23,8 +23,8 @@ from mollify.device import Normalize, resolve_device
 from mollify.errors import MollifyError
 from mollify.diffusion import (NUM_TIMESTEPS, DiffusionSettings, denoising_mse, linear_alphas_cumprod, load_unet,
                                make_unet, save_pipeline, train_diffusion)
-from mollify.evaluate import (SUMMARY_KEYS, member_streams, predict_probs, predict_probs_ensemble, predictive_entropy,
-                              summarize)
+from mollify.evaluate import (member_streams, predict_probs, predict_probs_ensemble, predictive_entropy, summarize,
+                              summary_keys)
 from mollify.io import load_json, load_npy, load_torch, save_csv, save_json, save_torch
 from mollify.losses import LOSSES
 from mollify.metrics import classification_metrics, reliability_bins
@@ -226,8 +226,8 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
 
 
 def _severity_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """err, nll, ece by severity, 0 = clean (the 15 standard corruptions)."""
-    rows = [{"severity": 0, **{k: summary["clean"][k] for k in SUMMARY_KEYS}}]
+    """err, nll, ece (ece_batch_mean) by severity, 0 = clean (the 15 standard corruptions)."""
+    rows = [{"severity": 0, **{k: summary["clean"][k] for k in summary_keys(summary["clean"])}}]
     return rows + [{"severity": int(s), **v} for s, v in summary.get("corrupted", {}).get("by_severity", {}).items()]
 
 

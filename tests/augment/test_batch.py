@@ -1,7 +1,11 @@
+import numpy as np
 import pytest
 import torch
 
 from mollify.augment import Mollification, BatchRecipe
+from mollify.augment.batch import JSD_WEIGHT
+from mollify.device import Normalize
+from mollify.losses import augmix_jsd, soft_cross_entropy
 
 
 def _batch(n: int = 64):
@@ -34,3 +38,35 @@ def test_one_hot_without_mix_and_noise_class_padding():
     assert targets.output_classes == 11
     _, y = targets(x, labels, torch.Generator().manual_seed(0))
     assert y.shape == (8, 11)
+
+
+def test_jsd_is_the_jensen_shannon_divergence_of_the_three_views():
+    g = torch.Generator().manual_seed(0)
+    logits = [3 * torch.randn(5, 7, generator=g) for _ in range(3)]
+    p = [torch.softmax(z.double(), 1).numpy() for z in logits]
+    m = sum(p) / 3
+    # JS(p1, p2, p3) = (1/3) sum_i KL(p_i || m), per sample, averaged over the batch
+    expected = np.mean(sum((pi * np.log(pi / m)).sum(1) for pi in p) / 3)
+    assert float(augmix_jsd(*logits)) == pytest.approx(expected, rel=1e-5)
+    assert float(augmix_jsd(logits[0], logits[0], logits[0])) == pytest.approx(0, abs=1e-7)
+
+
+def test_augmix_jsd_views_and_loss():
+    """Rows [clean; AugMix(base); AugMix(base)], loss CE(clean) + 12 JSD (AugMix paper, its cifar.py)."""
+    normalize = Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+    images = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    seen = []
+
+    def view(x, g):  # a stand-in AugMix: records its input, returns a different view each call
+        seen.append(x.clone())
+        return 255 - x if len(seen) == 1 else x // 2
+
+    recipe = BatchRecipe(10, augmix_views=view)
+    x, y = recipe.prepare(images, torch.arange(4), lambda x, g: x.flip(-1), normalize, torch.Generator())
+    base = images.flip(-1)
+    assert len(seen) == 2 and all(torch.equal(s, base) for s in seen)  # both views of the augmented image
+    torch.testing.assert_close(x, torch.cat([normalize(base), normalize(255 - base), normalize(base // 2)]))
+    logits = torch.randn(12, 10)
+    expected = soft_cross_entropy(logits[:4], y) + 12 * augmix_jsd(logits[:4], logits[4:8], logits[8:])
+    torch.testing.assert_close(recipe.loss(soft_cross_entropy, logits, y), expected)
+    assert JSD_WEIGHT == 12

@@ -80,3 +80,17 @@ def test_mixing_at_a_stage_uses_the_hook_not_a_copy_of_the_network():
         for stage in model.stages[2:]:
             h = stage(h)
         torch.testing.assert_close(logits, model.head(h))
+
+
+def test_features_are_mixed_in_fp32_under_bf16_autocast():
+    """lam rounded to bf16 would not be the lam of the targets: the mix is computed in fp32."""
+    nfm = NoisyFeatureMixup(alpha=1.0, add_level=0.0, mult_level=0.0)
+    h = torch.randn(8, 4, 5, 5).bfloat16()
+    lam = torch.tensor(0.3)  # 0.30078125 in bf16
+    draws = {"lam": lam, "perm": torch.arange(8).roll(1), "k": torch.tensor(1),
+             "b_add": torch.tensor(0.5), "b_mult": torch.tensor(0.5)}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = nfm.mix(h, draws, torch.Generator().manual_seed(0))
+    assert out.dtype == torch.float32
+    hf = h.float()
+    torch.testing.assert_close(out, 0.3 * hf + 0.7 * hf[draws["perm"]], rtol=0, atol=1e-6)
