@@ -29,10 +29,10 @@ def median_step_times(net: nn.Module, recipes: dict[str, BatchRecipe], images: t
     def step(recipe: BatchRecipe) -> float:
         sync(device)
         start = time.perf_counter()
-        x, y = recipe(normalize(images), labels, g)
+        x, y = recipe.prepare(images, labels, lambda x, g: x, normalize, g)
         with autocast(device, "auto"):
             logits, y = recipe.forward(net, x, y, g)
-        loss = soft_cross_entropy(logits, y) * recipe.loss_scale
+        loss = recipe.loss(soft_cross_entropy, logits, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

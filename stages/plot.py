@@ -10,7 +10,7 @@ from mollify.config import MollifyConfig, Params, load_params
 from mollify.data import load_meta, load_split
 from mollify.io import load_csv, load_json, save_csv, save_text
 from mollify.plots import (
-    corruption_errors, entropy_vs_t, error_vs_severity, mollification_examples, relative_mce, relative_mce_bars,
+    corruption_errors, entropy_vs_t, error_vs_severity, mce_ratio, mce_ratio_bars, mollification_examples,
     reliability_diagram, results_table,
 )
 
@@ -66,7 +66,7 @@ def main(params: Path = PARAMS) -> None:
     reliability_diagram(reliability, figures / "reliability.png")
     entropy_vs_t(entropy, figures / "diffaug_entropy.png")
     baseline = "baseline" if "baseline" in cfg.all_methods else cfg.all_methods[0]
-    relative_mce_bars(relative_mce(summaries, baseline), baseline, figures / "relative_mce.png")
+    mce_ratio_bars(mce_ratio(summaries, baseline), baseline, figures / "mce_ratio.png")
     table = results_table(summaries, baseline)
     save_text(paths.PLOTS / "results.md", table)
     _mollification_figure(cfg, figures / "mollification_examples.png")

@@ -1,6 +1,6 @@
-"""The report's arithmetic: mCE relative to the baseline of the same dataset, the results table."""
+"""The report's arithmetic: the mCE ratio to the baseline of the same dataset, the results table."""
 
-from mollify.plots import relative_mce, results_table
+from mollify.plots import mce_ratio, results_table
 
 
 def _summary(clean_err: float, mce: float) -> dict:
@@ -9,11 +9,11 @@ def _summary(clean_err: float, mce: float) -> dict:
             "corrupted_source": {"source": "generated", "seed": 0, "images": 500}}
 
 
-def test_relative_mce_is_the_ratio_to_the_baseline_of_the_same_dataset():
+def test_mce_ratio_is_the_ratio_to_the_baseline_of_the_same_dataset():
     summaries = {("a", "baseline"): _summary(0.1, 0.20), ("a", "diffaug"): _summary(0.1, 0.15),
                  ("b", "baseline"): _summary(0.1, 0.40), ("b", "diffaug"): _summary(0.1, 0.50),
                  ("c", "diffaug"): _summary(0.1, 0.30)}
-    ratios = relative_mce(summaries, "baseline")
+    ratios = mce_ratio(summaries, "baseline")
     assert ratios[("a", "baseline")] == 1.0 and ratios[("b", "baseline")] == 1.0
     assert abs(ratios[("a", "diffaug")] - 0.75) < 1e-12 and abs(ratios[("b", "diffaug")] - 1.25) < 1e-12
     assert ratios[("c", "diffaug")] is None  # no baseline on that dataset

@@ -119,8 +119,9 @@ def diffaug_examples(images: np.ndarray, diffaug: Any, timesteps: list[int], see
     _save(fig, path)
 
 
-def relative_mce(summaries: dict[tuple[str, str], dict[str, Any]], baseline: str) -> dict[tuple[str, str], float | None]:
-    """mCE of each (dataset, method) over the `baseline` method's mCE on the same dataset."""
+def mce_ratio(summaries: dict[tuple[str, str], dict[str, Any]], baseline: str) -> dict[tuple[str, str], float | None]:
+    """The mCE ratio: mCE of each (dataset, method) over the `baseline` method's mCE on the same
+    dataset (not Hendrycks' Relative mCE, which compares corrupted-minus-clean errors)."""
     ratios: dict[tuple[str, str], float | None] = {}
     for (dataset, method), s in summaries.items():
         base = summaries.get((dataset, baseline), {}).get("corrupted")
@@ -128,30 +129,30 @@ def relative_mce(summaries: dict[tuple[str, str], dict[str, Any]], baseline: str
     return ratios
 
 
-def relative_mce_bars(ratios: dict[tuple[str, str], float | None], baseline: str, path: Path) -> None:
-    """mCE relative to the baseline method of the same dataset: one bar per method, a panel per dataset."""
+def mce_ratio_bars(ratios: dict[tuple[str, str], float | None], baseline: str, path: Path) -> None:
+    """The mCE ratio to the baseline method of the same dataset: one bar per method, a panel per dataset."""
     datasets = _by([{"dataset": d, "method": m, "ratio": r} for (d, m), r in ratios.items() if r is not None], "dataset")
     fig, axes = plt.subplots(1, max(1, len(datasets)), figsize=(1 + 0.6 * max(len(v) for v in datasets.values()) * len(datasets), 3.4),
                              squeeze=False)
     for ax, (dataset, rows) in zip(axes[0], datasets.items()):
         ax.bar([r["method"] for r in rows], [r["ratio"] for r in rows], color="tab:blue")
         ax.axhline(1, color="grey", linestyle="--", linewidth=1)
-        ax.set(title=dataset, ylabel=f"mCE / mCE({baseline})")
+        ax.set(title=dataset, ylabel=f"mCE ratio: mCE / mCE({baseline})")
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     _save(fig, path)
 
 
 def results_table(summaries: dict[tuple[str, str], dict[str, Any]], baseline: str = "baseline") -> str:
     """Markdown table per (dataset, method): clean and mean corrupted err / NLL / ECE (err and ECE
-    in percent; mCE = the plain mean error over the 15 standard corruptions x severities), mCE
-    relative to `baseline`'s, the 4 extra corruptions apart, and error with the DiffAug Ensemble
+    in percent; mCE = the plain mean error over the 15 standard corruptions x severities), the
+    mCE ratio to `baseline`'s mCE, the 4 extra corruptions apart, and error with the DiffAug Ensemble
     beside the default on the same images; then where each dataset's corrupted images came from."""
     lines = [
         f"| dataset | method | clean err % | clean NLL | clean ECE % | mCE % | corrupted NLL | corrupted ECE % "
-        f"| mCE / {baseline} | extra 4 err % | clean err % (DE) | corrupted err % (default / DE, DE subset) |",
+        f"| mCE ratio (/ {baseline}) | extra 4 err % | clean err % (DE) | corrupted err % (default / DE, DE subset) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    ratios = relative_mce(summaries, baseline)
+    ratios = mce_ratio(summaries, baseline)
     for (dataset, method), s in summaries.items():
         c, k, extra = s["clean"], s.get("corrupted", {}), s.get("corrupted_extra")
         cells = [f"{100 * c['err']:.2f}", f"{c['nll']:.3f}", f"{100 * c['ece']:.2f}"]

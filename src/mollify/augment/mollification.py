@@ -89,6 +89,10 @@ def smooth_targets(y: torch.Tensor, gamma: torch.Tensor, mode: str, num_classes:
 
     ls: gamma / K' + (1 - gamma) y (K' = width of y)   ld: (1 - gamma) y
     la: noise class = gamma                              lm: noise class = gamma, real classes x (1 - gamma)
+
+    `la` / `lm` are our reading of the reference's label_decay: there it assigns the (B,) gamma to a
+    (B, 1) column and crashes (and its per-batch ECE is given K + 1 columns for K classes), so no
+    run of the reference exists to match; the evaluation scores the real classes' probabilities.
     """
     g = gamma.view(-1, 1).to(y.dtype)
     if mode == "ls":
