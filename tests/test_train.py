@@ -16,6 +16,7 @@ from mollify.train import TrainSettings, learning_rate, train
 from mollify import paths
 from mollify.augment import BatchRecipe
 from mollify.device import Normalize
+from mollify.errors import MollifyError
 from mollify.losses import soft_cross_entropy
 from mollify.config import parse_params
 from mollify.data import prepare_dataset
@@ -70,6 +71,16 @@ def test_per_step_cosine_over_the_steps_with_and_without_the_last_partial_batch(
     steps = len(sizes_per_epoch) * 4
     assert sizes == sizes_per_epoch * 4
     assert lrs == pytest.approx([0.05 * (1 + math.cos(math.pi * i / steps)) for i in range(steps)], rel=1e-12)
+
+
+def test_a_last_batch_of_one_image_is_refused_with_a_message():
+    settings = TrainSettings(epochs=1, batch_size=4, lr=0.1, momentum=0, nesterov=False, weight_decay=0, warmup_epochs=0,
+                             seed=0, drop_last=False)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
+    with pytest.raises(MollifyError, match="leaves a last batch of one image"):
+        train(model, torch.zeros(9, 3, 4, 4, dtype=torch.uint8), torch.zeros(9, dtype=torch.long), lambda x, g: x,
+              Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")), BatchRecipe(10), soft_cross_entropy, settings,
+              show_progress=False)
 
 
 def _weights(method="baseline"):

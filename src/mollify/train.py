@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mollify.augment import Augmentation, BatchRecipe
 from mollify.device import Normalize, autocast, stream_seed
+from mollify.errors import MollifyError
 from mollify.io import load_checkpoint, save_torch
 
 
@@ -86,6 +87,9 @@ def train(
     batch = min(settings.batch_size, n)
     # drop_last: the last partial batch is dropped (stable BatchNorm statistics); else it is trained on
     steps_per_epoch = n // batch if settings.drop_last else -(-n // batch)
+    if not settings.drop_last and n % batch == 1:
+        raise MollifyError(f"train.drop_last=false with {n} images in batches of {batch} leaves a last batch of one image, "
+                           "on which BatchNorm cannot train; set train.drop_last=true or another train.batch_size")
     total_steps = steps_per_epoch * settings.epochs
     per_step = settings.schedule_unit == "step"
     ticks = steps_per_epoch if per_step else 1  # schedule ticks per epoch
