@@ -54,6 +54,7 @@ def test_overrides_of_unknown_keys_fail_at_composition():
 def test_method_profiles_compose_and_validate(profile, model, schedule):
     cfg = parse_params(_compose(f"profile={profile}"))
     assert (cfg.train.model, cfg.train.schedule) == (model, schedule)
+    assert not cfg.train.drop_last  # every release's DataLoader keeps the last partial batch
     for method in cfg.methods:
         cfg.recipe(method)
     if profile == "nfm":
