@@ -129,6 +129,7 @@ def test_corrupted_acc90_and_unc90_are_pooled_counts_over_the_sets():
     assert summary["unc90"] == pytest.approx(int((~correct & ~confident).sum()) / int((~correct).sum()), abs=1e-12)
     assert summary["freq90"] == pytest.approx(float(confident.double().mean()), abs=1e-12)
     assert summary["acc90"] < np.mean([r["acc90"] for r in table[:3]])  # the plain mean of the 3 non-empty sets
+    assert summary["by_corruption"] == {r["corruption"]: {"err": r["err"]} for r in table}
 
 
 def test_batch_mean_ece_is_in_every_block_that_has_ece():

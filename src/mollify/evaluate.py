@@ -107,5 +107,7 @@ def summarize(clean: dict[str, float], table: list[dict[str, Any]]) -> dict[str,
         part["by_severity"] = {str(s): _mean([r for r in rows if r["severity"] == s], keys) for s in severities}
         groups = sorted({group_of(r["corruption"]) for r in rows})
         part["by_group"] = {grp: _mean([r for r in rows if group_of(r["corruption"]) == grp], keys) for grp in groups}
+        names = dict.fromkeys(r["corruption"] for r in rows)  # for Hendrycks' Relative mCE (mollify.plots.relative_mce)
+        part["by_corruption"] = {c: _mean([r for r in rows if r["corruption"] == c], ("err",)) for c in names}
         summary[key] = part
     return summary

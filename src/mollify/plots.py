@@ -129,6 +129,23 @@ def mce_ratio(summaries: dict[tuple[str, str], dict[str, Any]], baseline: str) -
     return ratios
 
 
+def relative_mce(summaries: dict[tuple[str, str], dict[str, Any]], baseline: str) -> dict[tuple[str, str], float | None]:
+    """Hendrycks & Dietterich's (ICLR 2019) Relative mCE with `baseline` of the same dataset in
+    AlexNet's place: the mean over corruptions c of (E_c - E_clean) / (E^base_c - E^base_clean),
+    E_c the error averaged over severities; None without a baseline or where a denominator is 0."""
+    out: dict[tuple[str, str], float | None] = {}
+    for (dataset, method), s in summaries.items():
+        base = summaries.get((dataset, baseline), {})
+        if "corrupted" not in s or "corrupted" not in base:
+            out[(dataset, method)] = None
+            continue
+        ours, theirs = s["corrupted"]["by_corruption"], base["corrupted"]["by_corruption"]
+        gaps = [theirs[c]["err"] - base["clean"]["err"] for c in ours]
+        out[(dataset, method)] = None if 0 in gaps else float(np.mean(
+            [(ours[c]["err"] - s["clean"]["err"]) / gap for c, gap in zip(ours, gaps)]))
+    return out
+
+
 def mce_ratio_bars(ratios: dict[tuple[str, str], float | None], baseline: str, path: Path) -> None:
     """The mCE ratio to the baseline method of the same dataset: one bar per method, a panel per dataset."""
     datasets = _by([{"dataset": d, "method": m, "ratio": r} for (d, m), r in ratios.items() if r is not None], "dataset")
@@ -145,20 +162,21 @@ def mce_ratio_bars(ratios: dict[tuple[str, str], float | None], baseline: str, p
 def results_table(summaries: dict[tuple[str, str], dict[str, Any]], baseline: str = "baseline") -> str:
     """Markdown table per (dataset, method): clean and mean corrupted err / NLL / ECE (err and ECE
     in percent; mCE = the plain mean error over the 15 standard corruptions x severities), the
-    mCE ratio to `baseline`'s mCE, the 4 extra corruptions apart, and error with the DiffAug Ensemble
-    beside the default on the same images; then where each dataset's corrupted images came from."""
+    mCE ratio to `baseline`'s mCE, Hendrycks' Relative mCE against `baseline`, the 4 extra
+    corruptions apart, and error with the DiffAug Ensemble beside the default on the same images;
+    then where each dataset's corrupted images came from."""
     lines = [
         f"| dataset | method | clean err % | clean NLL | clean ECE % | mCE % | corrupted NLL | corrupted ECE % "
-        f"| mCE ratio (/ {baseline}) | extra 4 err % | clean err % (DE) | corrupted err % (default / DE, DE subset) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| mCE ratio (/ {baseline}) | Relative mCE (Hendrycks, / {baseline}) | extra 4 err % | clean err % (DE) | corrupted err % (default / DE, DE subset) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    ratios = mce_ratio(summaries, baseline)
+    ratios, relative = mce_ratio(summaries, baseline), relative_mce(summaries, baseline)
     for (dataset, method), s in summaries.items():
         c, k, extra = s["clean"], s.get("corrupted", {}), s.get("corrupted_extra")
         cells = [f"{100 * c['err']:.2f}", f"{c['nll']:.3f}", f"{100 * c['ece']:.2f}"]
         cells += [f"{100 * k['mce']:.2f}", f"{k['nll']:.3f}", f"{100 * k['ece']:.2f}"] if k else ["-"] * 3
-        ratio = ratios[(dataset, method)]
-        cells += [f"{ratio:.3f}" if ratio is not None else "-", f"{100 * extra['err']:.2f}" if extra else "-"]
+        cells += [f"{r:.3f}" if r is not None else "-" for r in (ratios[(dataset, method)], relative[(dataset, method)])]
+        cells.append(f"{100 * extra['err']:.2f}" if extra else "-")
         de = s.get("diffaug_ensemble")
         if de:
             default, ensemble = de["default"].get("corrupted"), de["ensemble"].get("corrupted")
