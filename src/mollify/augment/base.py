@@ -74,7 +74,8 @@ POLICIES = ("trivaug", "randaug", "autoaug", "augmix")
 
 def make_policy(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """torchvision's TrivialAugmentWide, RandAugment, AutoAugment (ImageNet policy) or AugMix
-    (the transform only, no JSD loss), with torchvision's defaults as in the paper."""
+    (the transform; its JSD loss is the recipe option `augmix_jsd`, BatchRecipe.augmix_views),
+    with torchvision's defaults as in the paper."""
     from torchvision.transforms import v2  # imported on use: torchvision adds seconds to every stage's start
 
     factories = {"trivaug": v2.TrivialAugmentWide, "randaug": v2.RandAugment, "autoaug": v2.AutoAugment, "augmix": v2.AugMix}
