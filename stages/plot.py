@@ -8,7 +8,7 @@ from mollify import paths
 from mollify.cli import PARAMS, run
 from mollify.config import MollifyConfig, Params, load_params
 from mollify.data import load_meta, load_split
-from mollify.io import load_csv, load_json, save_csv, save_text
+from mollify.io import check_writable, load_csv, load_json, save_csv, save_text
 from mollify.plots import (
     corruption_errors, entropy_vs_t, error_vs_severity, mollification_examples, relative_mce, relative_mce_bars,
     reliability_diagram, results_table,
@@ -42,6 +42,7 @@ def main(params: Path = PARAMS) -> None:
     """Write plots/compare/*.csv (all datasets x methods, for the top-level `plots:` of dvc.yaml),
     plots/figures/*.png (incl. mollified examples, entropy of DiffAug images vs t) and plots/results.md."""
     cfg = load_params(params)
+    check_writable(paths.PLOTS / "results.md", folders=[paths.compare_dir(), paths.figures_dir()])
     severity, corruption, reliability, entropy, summaries = [], [], [], [], {}
     for dataset in cfg.datasets:
         for method in cfg.all_methods:

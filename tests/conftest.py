@@ -8,15 +8,24 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from mollify.cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def default_params(*overrides: str) -> dict:
+    """The params Hydra composes from conf/ (what the committed params.yaml holds), with `overrides`
+    as `dvc exp run -S` gives them: never the working copy's params.yaml, which experiments change."""
+    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
+        return OmegaConf.to_container(compose(config_name="config", overrides=list(overrides)))
+
+
 def tiny_params(**overrides: object) -> dict:
-    """The repository's params.yaml shrunk to seconds of CPU work (the smoke-test override)."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    """The default params shrunk to seconds of CPU work (the smoke-test override)."""
+    params = default_params()
     params["methods"] = ["baseline", "trivaug_mollify"]
     params["diffaug_methods"] = ["diffaug"]
     params["diffusion"].update({"steps": 4, "batch_size": 16, "eval_every": 2, "eval_images": 16})
