@@ -10,8 +10,8 @@ from mollify.config import MollifyConfig, Params, load_params
 from mollify.data import load_meta, load_split
 from mollify.io import check_writable, load_csv, load_json, save_csv, save_text
 from mollify.plots import (
-    corruption_errors, entropy_vs_t, error_vs_severity, mollification_examples, relative_mce, relative_mce_bars,
-    reliability_diagram, results_table,
+    ENSEMBLE, corruption_errors, entropy_vs_t, error_vs_severity, mollification_examples, nonempty_bins, relative_mce,
+    relative_mce_bars, reliability_diagram, results_table,
 )
 
 app = typer.Typer(add_completion=False)
@@ -48,10 +48,10 @@ def main(params: Path = PARAMS) -> None:
         for method in cfg.all_methods:
             key = {"dataset": dataset, "method": method}
             source = paths.method_plots_dir(dataset, method)
-            severity += [{**key, **_numbers(r)} for r in load_csv(source / "severity.csv")]
-            severity += [{**key, "method": f"{method}+DE", **_numbers(r)} for r in load_csv(source / "severity_de.csv")]
+            severity += [{**key, "evaluation": "default", **_numbers(r)} for r in load_csv(source / "severity.csv")]
+            severity += [{**key, "evaluation": ENSEMBLE, **_numbers(r)} for r in load_csv(source / "severity_de.csv")]
             entropy += [{**key, **_numbers(r)} for r in load_csv(source / "diffaug_entropy.csv")]
-            reliability += [{**key, **_numbers(r)} for r in load_csv(source / "reliability.csv")]
+            reliability += nonempty_bins([{**key, **_numbers(r)} for r in load_csv(source / "reliability.csv")])
             table = [_numbers(r) for r in load_csv(source / "corruptions.csv")]
             for name in dict.fromkeys(r["corruption"] for r in table):
                 rows = [r for r in table if r["corruption"] == name]
