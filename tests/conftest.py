@@ -49,7 +49,8 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A scratch copy of the pipeline (stages, dvc.yaml, plot templates) to run stages in."""
     for name in ("stages", "src"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    for name in ("dvc.yaml", "uv.lock"):  # uv.lock: a dependency of the plots_page stage
+        shutil.copy(ROOT / name, tmp_path / name)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
     monkeypatch.chdir(tmp_path)
     return tmp_path
