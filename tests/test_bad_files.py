@@ -23,6 +23,8 @@ CORRUPTED = Path("data/demo/corrupted")
 TRAIN = ("train", "--dataset", "demo", "--method", "baseline")
 EVALUATE = ("evaluate", "--dataset", "demo", "--method", "baseline")
 CORRUPT = ("corrupt", "--dataset", "demo")
+DATA = ("data", "--dataset", "demo")
+DIFFUSION = ("diffusion", "--dataset", "demo")
 PLOT = ("plot",)
 
 
@@ -39,7 +41,7 @@ def produced(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        for stage in (("data", "--dataset", "demo"), CORRUPT, TRAIN):
+        for stage in (DATA, CORRUPT, TRAIN):
             assert call_stage(*stage, monkeypatch=mp) == 0, stage
     return root
 
@@ -137,6 +139,12 @@ CASES = [
      "corrupt file data/demo/models/baseline.pt ("),
     ("damaged meta.json", EVALUATE, lambda: (CLEAN / "meta.json").write_text('{"name": "demo"'),
      "corrupt file data/demo/clean/meta.json ("),
+    ("grid image path is a folder", CORRUPT, _make_folder(paths.corruption_grid_file("demo")),
+     f"cannot write {paths.corruption_grid_file('demo')}: it is a folder; move it away or delete it."),
+    ("diffusion metrics file is a folder", DIFFUSION, _make_folder(paths.diffusion_metrics_file("demo")),
+     f"cannot write {paths.diffusion_metrics_file('demo')}: it is a folder; move it away or delete it."),
+    ("clean data folder is a file", DATA, _make_file(CLEAN),
+     "cannot write in data/demo/clean: data/demo/clean is a file, not a folder; move it away or delete it."),
     ("metrics file is a folder", EVALUATE, _make_folder(paths.metrics_file("demo", "baseline")),
      f"cannot write {paths.metrics_file('demo', 'baseline')}: it is a folder; move it away or delete it."),
     ("plot folder is a file", PLOT, _make_file(Path("plots/figures")),
