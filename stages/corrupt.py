@@ -13,7 +13,7 @@ from mollify.config import load_params
 from mollify.corruptions import corrupt
 from mollify.data import load_split, prepare_official_corrupted
 from mollify.device import resolve_device
-from mollify.io import save_json, save_npy
+from mollify.io import check_writable, load_images, save_json, save_npy
 from mollify.plots import corruption_grid
 
 app = typer.Typer(add_completion=False)
@@ -28,6 +28,7 @@ def main(
     (generated here, or the official -C set downloaded, per corrupt.source), and a PNG of the first
     test image under every corruption and severity."""
     cfg = load_params(params)
+    check_writable(paths.corruption_grid_file(dataset), folders=[paths.corrupted_dir(dataset)])
     c = cfg.corrupt
     out = paths.corrupted_dir(dataset)
     images, labels = load_split(paths.clean_dir(dataset), "test")  # the grid's clean image in both cases
@@ -48,7 +49,7 @@ def main(
                   "make_tinyimagenet_c.py severities)", "seed": cfg.seed, "images": len(labels)}
     save_json(out / "source.json", {**record, "corruptions": c.corruptions, "severities": c.severities})
     clean = images[0]
-    grid = {name: [np.load(paths.corrupted_file(dataset, name, s), mmap_mode="r")[0] for s in c.severities] for name in c.corruptions}
+    grid = {name: [load_images(paths.corrupted_file(dataset, name, s), mmap=True)[0] for s in c.severities] for name in c.corruptions}
     corruption_grid(clean, grid, c.severities, paths.corruption_grid_file(dataset))
 
 

@@ -8,6 +8,7 @@ from mollify import paths
 from mollify.cli import DATASET, PARAMS, run
 from mollify.config import load_params
 from mollify.data import prepare_dataset
+from mollify.io import check_writable
 
 app = typer.Typer(add_completion=False)
 
@@ -19,6 +20,7 @@ def main(
 ) -> None:
     """Generate the embedded demo set, or download, verify and convert a real dataset to .npy."""
     cfg = load_params(params)
+    check_writable(folders=[paths.clean_dir(dataset)])
     meta = prepare_dataset(
         dataset, paths.clean_dir(dataset), download_dir=Path(cfg.data.download_dir), seed=cfg.seed,
         demo_train_size=cfg.data.demo.train_size, demo_test_size=cfg.data.demo.test_size, mirror=cfg.data.mirror,

@@ -4,9 +4,11 @@ from pathlib import Path
 
 import typer
 
+from mollify import paths
 from mollify.cli import DATASET, PARAMS, run
 from mollify.config import load_params
 from mollify.experiment import prepare_diffusion
+from mollify.io import check_writable
 
 app = typer.Typer(add_completion=False)
 
@@ -19,6 +21,8 @@ def main(
     """Write data/<dataset>/diffusion (a diffusers DDPMPipeline), metrics/<dataset>/diffusion.json and
     plots/diffusion/<dataset>/ (denoising MSE vs t, training log); a killed run resumes."""
     cfg = load_params(params)
+    check_writable(paths.diffusion_checkpoint(dataset), paths.diffusion_metrics_file(dataset),
+                   folders=[paths.diffusion_dir(dataset), paths.diffusion_plots_dir(dataset)])
     metrics = prepare_diffusion(cfg, dataset)
     mse = ", ".join(f"{t}: {v:.4f}" for t, v in metrics["denoising_mse"].items())
     typer.echo(f"{dataset} diffusion model ({metrics['source']}): held-out one-step denoising MSE {mse}")

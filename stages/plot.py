@@ -8,10 +8,10 @@ from mollify import paths
 from mollify.cli import PARAMS, run
 from mollify.config import MollifyConfig, Params, load_params
 from mollify.data import load_meta, load_split
-from mollify.io import load_csv, load_json, save_csv, save_text
+from mollify.io import check_writable, load_csv, load_json, save_csv, save_text
 from mollify.plots import (
-    corruption_errors, entropy_vs_t, error_vs_severity, mce_ratio, mce_ratio_bars, mollification_examples,
-    reliability_diagram, results_table,
+    ENSEMBLE, corruption_errors, entropy_vs_t, error_vs_severity, mce_ratio, mce_ratio_bars, mollification_examples,
+    nonempty_bins, reliability_diagram, results_table,
 )
 
 app = typer.Typer(add_completion=False)
@@ -42,15 +42,16 @@ def main(params: Path = PARAMS) -> None:
     """Write plots/compare/*.csv (all datasets x methods, for the top-level `plots:` of dvc.yaml),
     plots/figures/*.png (incl. mollified examples, entropy of DiffAug images vs t) and plots/results.md."""
     cfg = load_params(params)
+    check_writable(paths.PLOTS / "results.md", folders=[paths.compare_dir(), paths.figures_dir()])
     severity, corruption, reliability, entropy, summaries = [], [], [], [], {}
     for dataset in cfg.datasets:
         for method in cfg.all_methods:
             key = {"dataset": dataset, "method": method}
             source = paths.method_plots_dir(dataset, method)
-            severity += [{**key, **_numbers(r)} for r in load_csv(source / "severity.csv")]
-            severity += [{**key, "method": f"{method}+DE", **_numbers(r)} for r in load_csv(source / "severity_de.csv")]
+            severity += [{**key, "evaluation": "default", **_numbers(r)} for r in load_csv(source / "severity.csv")]
+            severity += [{**key, "evaluation": ENSEMBLE, **_numbers(r)} for r in load_csv(source / "severity_de.csv")]
             entropy += [{**key, **_numbers(r)} for r in load_csv(source / "diffaug_entropy.csv")]
-            reliability += [{**key, **_numbers(r)} for r in load_csv(source / "reliability.csv")]
+            reliability += nonempty_bins([{**key, **_numbers(r)} for r in load_csv(source / "reliability.csv")])
             table = [_numbers(r) for r in load_csv(source / "corruptions.csv")]
             for name in dict.fromkeys(r["corruption"] for r in table):
                 rows = [r for r in table if r["corruption"] == name]

@@ -4,9 +4,11 @@ from pathlib import Path
 
 import typer
 
+from mollify import paths
 from mollify.cli import DATASET, METHOD, PARAMS, run
 from mollify.config import load_params
 from mollify.experiment import train_method
+from mollify.io import check_writable
 
 app = typer.Typer(add_completion=False)
 
@@ -19,6 +21,8 @@ def main(
 ) -> None:
     """Train and write data/<dataset>/models/<method>.pt; a killed run resumes from its last epoch."""
     cfg = load_params(params)
+    check_writable(paths.model_file(dataset, method), paths.checkpoint_file(dataset, method),
+                   paths.method_plots_dir(dataset, method) / "train_log.csv")
     history = train_method(cfg, dataset, method)
     last = history[-1]
     typer.echo(f"{dataset}/{method}: {last['epoch']} epochs, train loss {last['train_loss']:.4f}, train acc {last['train_acc']:.4f}")

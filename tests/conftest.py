@@ -8,15 +8,24 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from mollify.cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def default_params(*overrides: str) -> dict:
+    """The params Hydra composes from conf/ (what the committed params.yaml holds), with `overrides`
+    as `dvc exp run -S` gives them: never the working copy's params.yaml, which experiments change."""
+    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
+        return OmegaConf.to_container(compose(config_name="config", overrides=list(overrides)))
+
+
 def tiny_params(**overrides: object) -> dict:
-    """The repository's params.yaml shrunk to seconds of CPU work (the smoke-test override)."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    """The default params shrunk to seconds of CPU work (the smoke-test override)."""
+    params = default_params()
     params["methods"] = ["baseline", "trivaug_mollify"]
     params["diffaug_methods"] = ["diffaug"]
     params["diffusion"].update({"steps": 4, "batch_size": 16, "eval_every": 2, "eval_images": 16})
@@ -40,7 +49,8 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A scratch copy of the pipeline (stages, dvc.yaml, plot templates) to run stages in."""
     for name in ("stages", "src"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    for name in ("dvc.yaml", "uv.lock"):  # uv.lock: a dependency of the plots_page stage
+        shutil.copy(ROOT / name, tmp_path / name)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
     monkeypatch.chdir(tmp_path)
     return tmp_path

@@ -5,11 +5,11 @@ import yaml
 
 from mollify.config import load_params, parse_params
 from mollify.errors import MollifyError
-from tests.conftest import ROOT, call_stage, run_stage, tiny_params
+from tests.conftest import call_stage, default_params, run_stage, tiny_params
 
 
 def _raw() -> dict:
-    return yaml.safe_load((ROOT / "params.yaml").read_text())
+    return default_params()
 
 
 def _error(raw: dict) -> str:
@@ -18,8 +18,9 @@ def _error(raw: dict) -> str:
     return str(e.value)
 
 
-def test_repository_params_are_valid():
-    cfg = load_params(ROOT / "params.yaml")
+def test_default_params_are_valid(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(default_params()))
+    cfg = load_params(tmp_path / "params.yaml")
     assert cfg.datasets == ["demo"]
     assert {"baseline", "mollify"} <= set(cfg.methods)
     assert cfg.diffaug_methods == ["diffaug", "diffaug_trivaug"]

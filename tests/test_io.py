@@ -1,9 +1,12 @@
+import os
+import stat
+
 import numpy as np
 import pytest
 
 from mollify.data import load_split
 from mollify.errors import MollifyError
-from mollify.io import atomic_path, load_json, load_npy, load_torch, save_npy
+from mollify.io import atomic_path, check_writable, load_json, load_npy, load_torch, save_json, save_npy
 
 
 def test_atomic_write_leaves_nothing_when_interrupted(tmp_path):
@@ -45,3 +48,26 @@ def test_mismatched_split_lengths(tmp_path):
     save_npy(tmp_path / "test_y.npy", np.zeros(3, dtype=np.int64))
     with pytest.raises(MollifyError, match="4 images but test_y has 3 labels"):
         load_split(tmp_path, "test")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_outputs_get_the_permissions_the_umask_gives(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        save_json(tmp_path / "m.json", {"a": 1})
+        save_npy(tmp_path / "x.npy", np.zeros(2))
+    finally:
+        os.umask(old)
+    for name in ("m.json", "x.npy"):  # as `open(path, "w")` creates: 0o666 without the umask's bits
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
+
+
+def test_unwritable_outputs_are_named_before_any_work(tmp_path):
+    (tmp_path / "plots").write_text("a file where a folder should be")
+    with pytest.raises(MollifyError, match=r"cannot write in .*plots/figures: .*plots is a file, not a folder"):
+        check_writable(folders=[tmp_path / "plots" / "figures"])
+    (tmp_path / "m.json").mkdir()
+    with pytest.raises(MollifyError, match=r"cannot write .*m.json: it is a folder"):
+        check_writable(tmp_path / "m.json")
+    check_writable(tmp_path / "new" / "deeper" / "m.json", folders=[tmp_path / "other"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "plots"]  # the check creates nothing

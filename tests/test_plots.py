@@ -1,8 +1,15 @@
 """The report's arithmetic: the mCE ratio to the baseline of the same dataset, the results table."""
 
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 
-from mollify.plots import mce_ratio, relative_mce, results_table
+from mollify import plots
+from mollify.plots import ENSEMBLE, mce_ratio, nonempty_bins, relative_mce, results_table
+from tests.conftest import ROOT
 
 
 def _summary(clean_err: float, mce: float, by_corruption: dict[str, float] | None = None) -> dict:
@@ -37,3 +44,93 @@ def test_relative_mce_is_hendrycks_corrupted_minus_clean_error_relative_to_the_b
     assert relative[("a", "baseline")] == pytest.approx(1.0) and relative[("b", "m")] is None
     # the mCE ratio of the same pair is another number: 0.20 / 0.35
     assert mce_ratio({("a", "baseline"): base, ("a", "m"): ours}, "baseline")[("a", "m")] == pytest.approx(0.20 / 0.35)
+
+
+def _figure(monkeypatch, draw, rows) -> plt.Figure:
+    """The figure `draw(rows, path)` saves, drawn (so that extents are known)."""
+    saved = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: saved.append(fig))
+    draw(rows, Path("unused.png"))
+    saved[0].canvas.draw()
+    return saved[0]
+
+
+SEVERITY = [{"dataset": "demo", "method": m, "evaluation": e, "severity": s, "err": 0.1 * s + (0.05 if e == ENSEMBLE else 0)}
+            for m in ("baseline", "mollify", "diffaug") for e in ("default", ENSEMBLE) for s in range(6)]
+RELIABILITY = [{"dataset": "demo", "method": m, "bin": b, "confidence": c, "accuracy": a, "count": n}
+               for m in ("baseline", "mollify") for b, c, a, n in ((0, 0.0, 0.0, 0), (1, 0.35, 0.3, 4), (2, 0.6, 0.7, 9), (3, 0.0, 0.0, 0))]
+CORRUPTION = [{"dataset": "demo", "method": m, "corruption": c, "err": 0.9} for m in ("baseline", "mollify", "diffaug", "nfm")
+              for c in ("gaussian_noise", "fog", "contrast")]
+
+
+def test_a_method_and_its_diffaug_ensemble_share_a_colour(monkeypatch):
+    fig = _figure(monkeypatch, plots.error_vs_severity, SEVERITY)
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    for method in ("baseline", "mollify", "diffaug"):
+        default, ensemble = lines[method], lines[f"{method} +DE"]
+        assert default.get_color() == ensemble.get_color()
+        assert (default.get_linestyle(), ensemble.get_linestyle()) == ("-", "--")
+    assert len({lines[m].get_color() for m in ("baseline", "mollify", "diffaug")}) == 3
+
+
+def test_reliability_diagram_has_the_diagonal_and_no_empty_bins(monkeypatch):
+    fig = _figure(monkeypatch, plots.reliability_diagram, RELIABILITY)
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    np.testing.assert_array_equal(lines["perfect calibration"].get_xydata(), [[0, 0], [1, 1]])
+    for method in ("baseline", "mollify"):  # the two bins with images only, no point at (0, 0)
+        np.testing.assert_array_equal(lines[f"demo/{method}"].get_xydata(), [[0.35, 0.3], [0.6, 0.7]])
+
+
+@pytest.mark.parametrize(("draw", "rows"), [(plots.error_vs_severity, SEVERITY), (plots.reliability_diagram, RELIABILITY),
+                                            (plots.corruption_errors, CORRUPTION)])
+def test_legends_cover_no_data(monkeypatch, draw, rows):
+    fig = _figure(monkeypatch, draw, rows)
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    assert legends
+    for legend in legends:
+        box = legend.get_window_extent()
+        for ax in fig.axes:  # outside every panel, so over no line, point or bar
+            assert not box.overlaps(ax.get_window_extent())
+
+
+def _scenegraph_marks(template: str, rows: list[dict], x: str, y: str) -> list[dict]:
+    """The line and rule marks Vega-Lite draws for a DVC plot template filled with `rows`."""
+    vl_convert = pytest.importorskip("vl_convert")
+    from dvc_render.vega import VegaRenderer
+    from dvc_render.vega_templates import Template
+
+    content = json.loads((ROOT / ".dvc" / "plots" / f"{template}.json").read_text())
+    renderer = VegaRenderer([{**r, "rev": "workspace"} for r in rows], "plot", template=Template(content, name=template), x=x, y=y)
+    marks = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("marktype") in ("line", "rule") and str(node.get("name", "")).endswith("marks"):
+                marks.append(node)
+            node = list(node.values())
+        for child in node if isinstance(node, list) else []:
+            walk(child)
+
+    walk(vl_convert.vegalite_to_scenegraph(renderer.get_filled_template(), vl_version="5.21"))
+    return marks
+
+
+def test_dvc_reliability_template_draws_the_diagonal_and_only_nonempty_bins():
+    marks = _scenegraph_marks("reliability", nonempty_bins(RELIABILITY), "confidence", "accuracy")
+    rules = [item for m in marks if m["marktype"] == "rule" for item in m["items"]]
+    assert [(r["x"], r["y"], r["x2"], r["y2"]) for r in rules] == [(0, 300, 300, 0)]  # (0, 0) to (1, 1) of the 300 px panel
+    lines = [m["items"] for m in marks if m["marktype"] == "line"]
+    expected = [(0.35 * 300, 300 - 0.3 * 300), (0.6 * 300, 300 - 0.7 * 300)]  # the two bins with images, in pixels
+    assert [[(p["x"], round(p["y"], 6)) for p in line] for line in lines] == [expected] * 2
+
+
+def test_dvc_line_template_dashes_the_diffaug_ensemble_in_the_methods_colour():
+    lines = [m["items"] for m in _scenegraph_marks("lines_by_method", SEVERITY, "severity", "err") if m["marktype"] == "line"]
+    assert len(lines) == 6
+    by_colour: dict[str, list] = {}
+    for line in lines:
+        by_colour.setdefault(line[0]["stroke"], []).append(line)
+    assert len(by_colour) == 3  # a colour per method
+    for pair in by_colour.values():  # the ensemble has the higher error: drawn higher, a smaller pixel y
+        ensemble, default = sorted(pair, key=lambda line: line[0]["y"])
+        assert tuple(default[0]["strokeDash"]) == (1, 0) and tuple(ensemble[0]["strokeDash"]) != (1, 0)

@@ -25,7 +25,7 @@ from mollify.diffusion import (NUM_TIMESTEPS, DiffusionSettings, denoising_mse, 
                                make_unet, save_pipeline, train_diffusion)
 from mollify.evaluate import (member_streams, predict_probs, predict_probs_ensemble, predictive_entropy, summarize,
                               summary_keys)
-from mollify.io import load_json, load_npy, load_torch, save_csv, save_json, save_torch
+from mollify.io import load_images, load_json, load_npy, load_torch, save_csv, save_json, save_torch
 from mollify.losses import LOSSES
 from mollify.metrics import classification_metrics, reliability_bins
 from mollify.models import create_model, is_stochastic
@@ -37,7 +37,7 @@ def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = T
     recipe = cfg.recipe(method)
     device = resolve_device(cfg.device)
     meta = load_meta(paths.clean_dir(dataset))
-    x, y = load_split(paths.clean_dir(dataset), "train")
+    x, y = load_split(paths.clean_dir(dataset), "train", meta.num_classes)
     model_name = cfg.model_name(method, dataset)
     normalize = Normalize(meta.mean, meta.std, device, cfg.train.channels_last)
     diffaug = NormalizedDiffAug(load_diffaug(dataset, device, cfg.train.precision), normalize) if recipe.diffaug else None
@@ -153,15 +153,16 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
         return classification_metrics(probs[:, : meta.num_classes], torch.from_numpy(np.asarray(labels)), bins,
                                       cfg.evaluate.ece_batch_size)
 
-    x, y = load_split(paths.clean_dir(dataset), "test")
+    x, y = load_split(paths.clean_dir(dataset), "test", meta.num_classes)
     labels = load_npy(paths.corrupted_dir(dataset) / "labels.npy", dtype=np.dtype(np.int64), ndim=1)
     corrupted = []
     for name in cfg.corrupt.corruptions:
         for severity in cfg.corrupt.severities:
-            images = load_npy(paths.corrupted_file(dataset, name, severity), dtype=np.dtype(np.uint8), ndim=4, mmap=True)
-            if len(images) != len(labels):
-                raise MollifyError(f"{paths.corrupted_file(dataset, name, severity)} has {len(images)} images for "
-                                   f"{len(labels)} labels; re-run the corrupt stage.")
+            path = paths.corrupted_file(dataset, name, severity)
+            images = load_images(path, mmap=True)
+            if len(images) != len(labels) or images.shape[1:] != x.shape[1:]:
+                raise MollifyError(f"{path} has {len(images)} images of shape {images.shape[1:]} for {len(labels)} labels "
+                                   f"and clean test images of shape {x.shape[1:]}; re-run the corrupt stage.")
             corrupted.append((name, severity, images))
 
     def corruption_table(predict, n: int | None = None, chunk: int = 20_000) -> list[dict[str, Any]]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -16,19 +16,48 @@ import torch
 from mollify.errors import MollifyError
 
 
+def _new_file_beside(path: Path) -> Path:
+    """Create an empty, uniquely named hidden file in `path`'s folder, with the permissions the
+    umask gives (mode 0o666 & ~umask, as `open(path, "w")` would; `tempfile.mkstemp` makes 0o600)."""
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _new_file_beside(path)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def check_writable(*files: str | Path, folders: Iterable[str | Path] = ()) -> None:
+    """Fail before any work if a stage could not write its outputs (`files`, and `folders` it fills):
+    an output file is a folder, a part of a path is a file, or a folder takes no new files."""
+    for file in map(Path, files):
+        if file.is_dir():
+            raise MollifyError(f"cannot write {file}: it is a folder; move it away or delete it.")
+    for output in [*(Path(f).parent for f in files), *map(Path, folders)]:
+        folder = output
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise MollifyError(f"cannot write in {output}: {folder} is a file, not a folder; move it away or delete it.")
+        try:
+            _new_file_beside(folder / "write-test").unlink()
+        except OSError as e:
+            raise MollifyError(f"cannot write in {output}: no permission to create files in {folder} ({e.strerror}); "
+                               f"fix its permissions (`chmod u+w {folder}`) or run where you may write.") from None
 
 
 def save_npy(path: str | Path, array: np.ndarray) -> None:
@@ -65,6 +94,21 @@ def load_npy(path: str | Path, *, dtype: np.dtype | None = None, ndim: int | Non
     if ndim is not None and array.ndim != ndim:
         raise MollifyError(f"{path} has shape {array.shape}, expected {ndim} dimensions: re-create it with `uv run dvc repro`.")
     return array
+
+
+def load_images(path: str | Path, *, mmap: bool = False) -> np.ndarray:
+    """Load a non-empty uint8 image array (N, C, H, W) with C = 1 or 3, failing with one message
+    for anything else (channels-last (N, H, W, C) arrays are named as such)."""
+    images = load_npy(path, dtype=np.dtype(np.uint8), mmap=mmap)
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        channels_last = images.ndim == 4 and images.shape[-1] in (1, 3)
+        fix = ("it looks channels-last (N, H, W, C): convert it with np.ascontiguousarray(x.transpose(0, 3, 1, 2))"
+               if channels_last else "re-create it with `uv run dvc repro`")
+        raise MollifyError(f"{path} has shape {images.shape}, expected images (N, C, H, W) with C = 1 or 3: {fix}.")
+    if len(images) == 0:
+        raise MollifyError(f"{path} holds no images (shape {images.shape}): re-create it with `uv run dvc repro` "
+                           "(check the size params of the stage that makes it).")
+    return images
 
 
 def load_torch(path: str | Path, **kwargs: Any) -> Any:

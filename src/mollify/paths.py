@@ -67,3 +67,8 @@ def compare_dir() -> Path:
 
 def figures_dir() -> Path:
     return PLOTS / "figures"
+
+
+def plots_page() -> Path:
+    """The HTML page of `dvc plots show` / `diff` (`plots.html_template` in .dvc/config)."""
+    return PLOTS / "offline_page.html"

@@ -20,6 +20,18 @@ def _save(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
+def _colours(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One colour per method, in order of appearance (the same in every panel)."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    cmap = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
+    return {m: cmap(k % cmap.N) for k, m in enumerate(methods)}
+
+
+def _legend(ax: plt.Axes) -> None:
+    """The legend to the right of the axes, where it covers no data."""
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+
+
 def _by(rows: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]:
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -27,34 +39,51 @@ def _by(rows: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]
     return groups
 
 
+ENSEMBLE = "ensemble"  # the `evaluation` of the DiffAug-Ensemble rows ("default" for the others)
+
+
 def error_vs_severity(rows: list[dict[str, Any]], path: Path) -> None:
-    """One panel per dataset: error against severity (0 = clean), a line per method."""
+    """One panel per dataset: error against severity (0 = clean), a colour per method, solid for
+    its default evaluation and dashed for its DiffAug Ensemble ("+DE", rows with evaluation ENSEMBLE)."""
     datasets = _by(rows, "dataset")
+    colours = _colours(rows)
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
     for ax, (dataset, drows) in zip(axes[0], datasets.items()):
         for method, mrows in _by(drows, "method").items():
-            ax.plot([r["severity"] for r in mrows], [100 * r["err"] for r in mrows], marker="o", label=method)
+            for evaluation, erows in _by(mrows, "evaluation").items():
+                de = evaluation == ENSEMBLE
+                ax.plot([r["severity"] for r in erows], [100 * r["err"] for r in erows], marker="o", color=colours[method],
+                        linestyle="--" if de else "-", label=f"{method} +DE" if de else method)
         ax.set(title=dataset, xlabel="severity (0 = clean)", ylabel="error (%)", xticks=range(6))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    _legend(axes[0, -1])
     _save(fig, path)
 
 
+def nonempty_bins(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The reliability bins that hold test images: an empty bin has no confidence or accuracy
+    (drawn, it would be a point at (0, 0))."""
+    return [r for r in rows if r["count"] > 0]
+
+
 def reliability_diagram(rows: list[dict[str, Any]], path: Path) -> None:
-    """Accuracy against confidence per bin on the clean test set, a line per (dataset, method)."""
+    """Accuracy against mean confidence of each non-empty bin on the clean test set, a line per
+    (dataset, method), and the diagonal of perfect calibration."""
+    colours = _colours(rows)
     fig, ax = plt.subplots(figsize=(4.2, 4.2))
-    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
-    for (dataset, method), brows in _by([{**r, "key": (r["dataset"], r["method"])} for r in rows], "key").items():
-        used = [r for r in brows if r["count"] > 0]
-        ax.plot([r["confidence"] for r in used], [r["accuracy"] for r in used], marker="o", markersize=3, label=f"{dataset}/{method}")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfect calibration")
+    for (dataset, method), brows in _by([{**r, "key": (r["dataset"], r["method"])} for r in nonempty_bins(rows)], "key").items():
+        ax.plot([r["confidence"] for r in brows], [r["accuracy"] for r in brows], marker="o", markersize=3,
+                color=colours[method], label=f"{dataset}/{method}")
     ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title="reliability (clean)")
-    ax.legend(fontsize=8)
+    _legend(ax)
     _save(fig, path)
 
 
 def corruption_errors(rows: list[dict[str, Any]], path: Path) -> None:
     """Mean error over severities per corruption: grouped bars, one colour per method."""
     datasets = _by(rows, "dataset")
+    colours = _colours(rows)
     fig, axes = plt.subplots(len(datasets), 1, figsize=(10, 3.4 * len(datasets)), squeeze=False)
     for ax, (dataset, drows) in zip(axes[:, 0], datasets.items()):
         methods = _by(drows, "method")
@@ -62,10 +91,10 @@ def corruption_errors(rows: list[dict[str, Any]], path: Path) -> None:
         width = 0.8 / len(methods)
         for k, (method, mrows) in enumerate(methods.items()):
             err = {r["corruption"]: 100 * r["err"] for r in mrows}
-            ax.bar(np.arange(len(corruptions)) + k * width, [err[c] for c in corruptions], width, label=method)
+            ax.bar(np.arange(len(corruptions)) + k * width, [err[c] for c in corruptions], width, color=colours[method], label=method)
         ax.set_xticks(np.arange(len(corruptions)) + 0.4 - width / 2, corruptions, rotation=30, ha="right", fontsize=8)
         ax.set(title=dataset, ylabel="error (%), mean over severities")
-        ax.legend(fontsize=8)
+    _legend(axes[0, 0])
     _save(fig, path)
 
 
@@ -88,13 +117,15 @@ def corruption_grid(clean: np.ndarray, corrupted: dict[str, list[np.ndarray]], s
 def entropy_vs_t(rows: list[dict[str, Any]], path: Path) -> None:
     """Mean predictive entropy of each classifier on DiffAug images against t (DiffAug, Fig. 2)."""
     datasets = _by(rows, "dataset")
+    colours = _colours(rows)
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
     for ax, (dataset, drows) in zip(axes[0], datasets.items()):
         for method, mrows in _by(drows, "method").items():
-            ax.plot([r["t"] for r in mrows], [r["entropy"] for r in mrows], marker="o", markersize=3, label=method)
+            ax.plot([r["t"] for r in mrows], [r["entropy"] for r in mrows], marker="o", markersize=3, color=colours[method],
+                    label=method)
         ax.set(title=dataset, xlabel="diffusion time t", ylabel="mean predictive entropy (nats)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    _legend(axes[0, -1])
     _save(fig, path)
 
 

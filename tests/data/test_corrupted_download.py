@@ -6,14 +6,13 @@ import dataclasses
 
 import numpy as np
 import pytest
-import yaml
 
 from mollify.config import parse_params
 from mollify.data import CORRUPTED, DATASETS, prepare_official_corrupted
 from mollify.data.download import md5sum
 from mollify.errors import MollifyError
 from tests.data.archives import TINY_WNIDS, cifar_c_archive, tiny_c_archive, tinyimagenet_archive
-from tests.conftest import ROOT
+from tests.conftest import default_params
 from tests.data.test_download import server  # noqa: F401  (the loopback HTTP server fixture)
 
 
@@ -68,7 +67,7 @@ def test_md5_mismatch(server, tmp_path):  # noqa: F811
 
 
 def test_demo_has_no_official_set():
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = default_params()
     raw["corrupt"]["source"] = "official"
     with pytest.raises(MollifyError, match="demo dataset has no official corrupted set"):
         parse_params(raw)

@@ -16,7 +16,7 @@ from mollify.data import archives, corrupted, synthetic
 from mollify.data.datasets import CORRUPTED, DATASETS, DatasetInfo
 from mollify.data.download import download
 from mollify.errors import MollifyError
-from mollify.io import load_npy, save_json, save_npy
+from mollify.io import load_images, load_npy, save_json, save_npy
 
 __all__ = ["CORRUPTED", "DATASETS", "DatasetInfo", "DatasetMeta", "prepare_dataset", "prepare_official_corrupted", "load_split", "load_meta"]
 
@@ -113,12 +113,16 @@ def prepare_official_corrupted(
     return {"source": "official", "url": url, "md5": info.md5, "images": int(len(labels))}
 
 
-def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """The uint8 images and int64 labels of a prepared split, checked for consistency."""
-    x = load_npy(Path(data_dir) / f"{split}_x.npy", dtype=np.dtype(np.uint8), ndim=4)
+def load_split(data_dir: Path, split: str, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The uint8 images and int64 labels of a prepared split, checked for consistency (and labels
+    in [0, num_classes) when given)."""
+    x = load_images(Path(data_dir) / f"{split}_x.npy")
     y = load_npy(Path(data_dir) / f"{split}_y.npy", dtype=np.dtype(np.int64), ndim=1)
     if len(x) != len(y):
         raise MollifyError(f"{data_dir}: {split}_x has {len(x)} images but {split}_y has {len(y)} labels; re-run the data stage.")
+    if num_classes is not None and (y.min() < 0 or y.max() >= num_classes):
+        raise MollifyError(f"{Path(data_dir) / f'{split}_y.npy'} has labels in [{y.min()}, {y.max()}], expected 0 to "
+                           f"{num_classes - 1} (meta.json: {num_classes} classes); re-run the data stage.")
     return x, y
 
 
