@@ -81,14 +81,14 @@ def test_method_profiles_compose_and_validate(profile, model, schedule):
 
 def test_nfm_profile_decays_the_lr_after_epochs_100_150_180_as_the_release():
     """The release's lr_scheduler runs at the end of each epoch: epochs 0..100 at 0.1, 101..150 at 0.01, ..."""
-    cfg = parse_params(_compose("profile=nfm")).train
+    cfg = parse_params(default_params("profile=nfm")).train
     lr = [learning_rate(e, cfg.epochs, 0, cfg.lr, cfg.schedule, tuple(cfg.milestones), cfg.lr_decay) for e in range(cfg.epochs)]
     expected = [0.1] * 101 + [0.01] * 50 + [0.001] * 30 + [0.0001] * 19
     assert lr == pytest.approx(expected, rel=1e-12)
 
 
 def test_paper_profile_runs_as_the_reference():
-    cfg = parse_params(_compose("profile=paper"))
+    cfg = parse_params(default_params("profile=paper"))
     assert (cfg.train.schedule, cfg.train.schedule_unit, cfg.train.drop_last) == ("cosine", "epoch", False)
     assert (cfg.evaluate.ece_bins, cfg.evaluate.ece_batch_size) == (15, 100)
     jsd = cfg.recipe("fcr_augmix_diffaug")
