@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from mollify.cli import DATASET, PARAMS, run
+from mollify.cli import DATASET, PARAMS, interactive, run
 from mollify.config import load_params
 from mollify.experiment import prepare_diffusion
 
@@ -19,7 +19,7 @@ def main(
     """Write data/<dataset>/diffusion (a diffusers DDPMPipeline), metrics/<dataset>/diffusion.json and
     plots/diffusion/<dataset>/ (denoising MSE vs t, training log); a killed run resumes."""
     cfg = load_params(params)
-    metrics = prepare_diffusion(cfg, dataset)
+    metrics = prepare_diffusion(cfg, dataset, show_progress=interactive())
     mse = ", ".join(f"{t}: {v:.4f}" for t, v in metrics["denoising_mse"].items())
     typer.echo(f"{dataset} diffusion model ({metrics['source']}): held-out one-step denoising MSE {mse}")
 

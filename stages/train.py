@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from mollify.cli import DATASET, METHOD, PARAMS, run
+from mollify.cli import DATASET, METHOD, PARAMS, interactive, run
 from mollify.config import load_params
 from mollify.experiment import train_method
 
@@ -19,7 +19,7 @@ def main(
 ) -> None:
     """Train and write data/<dataset>/models/<method>.pt; a killed run resumes from its last epoch."""
     cfg = load_params(params)
-    history = train_method(cfg, dataset, method)
+    history = train_method(cfg, dataset, method, show_progress=interactive())
     last = history[-1]
     typer.echo(f"{dataset}/{method}: {last['epoch']} epochs, train loss {last['train_loss']:.4f}, train acc {last['train_acc']:.4f}")
 

@@ -1,0 +1,187 @@
+"""Bad params through DVC, and a diverging run: each gets its one message, a non-zero exit, and
+removes or rewrites none of the outputs an earlier `dvc repro` produced.
+
+One workspace (git + DVC, a one-method pipeline on a few images) is made and reproduced once;
+each case runs `dvc exp run -S ...` or `dvc repro` on an edited params.yaml in it, and the
+params file is restored from git afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, tiny_params
+
+INVALID = "invalid parameters:\n  - "
+
+
+def _params() -> dict:
+    params = tiny_params(**{
+        "methods": ["baseline"], "diffaug_methods": [], "data.demo": {"train_size": 128, "test_size": 16},
+        "corrupt.corruptions": ["gaussian_noise", "speckle_noise"], "corrupt.severities": [1], "train.epochs": 1,
+        "diffusion.steps": 2, "diffusion.eval_every": 2, "diffusion.eval_images": 8,
+    })
+    params["evaluate"]["diffaug_ensemble"].update({"corrupted_images": 4, "entropy_step": 500, "entropy_images": 8})
+    return params
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env)
+
+
+def _dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return _run(sys.executable, "-m", "dvc", *args, cwd=cwd)
+
+
+def _git(*args: str, cwd: Path) -> None:
+    result = _run("git", "-c", "user.name=t", "-c", "user.email=t@t", *args, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ws = tmp_path_factory.mktemp("ws")
+    for name in ("stages", "src", "conf", "hydra_plugins"):
+        shutil.copytree(ROOT / name, ws / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", ws / "dvc.yaml")
+    params = _params()
+    (ws / "params.yaml").write_text(yaml.safe_dump(params))
+    # `dvc exp run` composes params.yaml from conf/: the same tiny params
+    (ws / "conf/config.yaml").write_text(yaml.safe_dump({"defaults": ["_self_", {"profile": None}], **params}))
+    _git("init", "-q", cwd=ws)
+    for args in (("init", "-q"), ("config", "core.analytics", "false"), ("config", "hydra.enabled", "true"), ("repro",)):
+        result = _dvc(*args, cwd=ws)
+        assert result.returncode == 0, f"dvc {args}:\n{result.stdout}\n{result.stderr}"
+    _git("add", "-A", cwd=ws)
+    _git("commit", "-qm", "reproduced", cwd=ws)
+    return ws
+
+
+def _outputs(ws: Path) -> dict[str, tuple[int, int]]:
+    """Every file the pipeline made (and dvc.lock), with size and modification time."""
+    files = [p for d in ("data", "metrics", "plots") for p in (ws / d).rglob("*") if p.is_file()] + [ws / "dvc.lock"]
+    return {str(p.relative_to(ws)): (p.stat().st_size, p.stat().st_mtime_ns) for p in files}
+
+
+def _set(params: dict, key: str, value: object) -> dict:
+    *parents, leaf = key.split(".")
+    node = params
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+    return params
+
+
+def _rename(params: dict, key: str, new_leaf: str) -> dict:
+    *parents, leaf = key.split(".")
+    node = params
+    for part in parents:
+        node = node[part]
+    node[new_leaf] = node.pop(leaf)
+    return params
+
+
+def _unknown(key: str, meant: str) -> str:
+    return f"{INVALID}{key}: unknown key (did you mean '{meant}'?); remove it or fix its spelling\n"
+
+
+SET = "dvc exp run --set-param: " + INVALID
+EDIT = "params.yaml: " + INVALID
+
+# `-S` overrides (dvc exp run): a key that conf/config.yaml lacks is refused at composition by
+# hydra_plugins/mollify_overrides.py; a bad value reaches params.yaml and the validate stage
+SET_CASES = [
+    ("train.epoch=3", "dvc exp run --set-param: " + _unknown("train.epoch", "train.epochs")),
+    ("sed=1", "dvc exp run --set-param: " + _unknown("sed", "seed")),
+    ("recipes.baseline.augmnt=[flip]", "dvc exp run --set-param: " + _unknown("recipes.baseline.augmnt", "recipes.baseline.augment")),
+    ("evaluate.diffaug_ensemble.stp=50",
+     "dvc exp run --set-param: " + _unknown("evaluate.diffaug_ensemble.stp", "evaluate.diffaug_ensemble.step")),
+    ("train.nesterov=maybe", EDIT + "train.nesterov: Input should be a valid boolean, unable to interpret input (got 'maybe')\n"),
+    ("device=cdua", EDIT + "device: Input should be 'auto', 'cpu' or 'cuda' (got 'cdua')\n"),
+    ("methods=[]", EDIT + "methods: List should have at least 1 item after validation, not 0 (got [])\n"),
+    ("methods=[basline]", EDIT + "unknown method 'basline'. Did you mean 'baseline'? Methods are the keys of `recipes` "
+                                 "in params.yaml: baseline, diffaug, diffaug_trivaug, fcr, mollify, nfm, smooth, "
+                                 "smooth_mcdo, softaug, trivaug, trivaug_mollify\n"),
+    ("train.lr=-0.1", EDIT + "train.lr: Input should be greater than 0 (got -0.1)\n"),
+    ("train.epochs=many", EDIT + "train.epochs: Input should be a valid integer, unable to parse string as an integer "
+                                 "(got 'many')\n"),
+    ("train.model=resnet19", EDIT + "train.model: unknown model 'resnet19'. Did you mean 'resnet18'? Choices: "
+                                    "preact_resnet18, preact_resnet50, resnet18, small_resnet, wrn28_10 (got 'resnet19')\n"),
+    ("datasets=[cifar11]", EDIT + "datasets: unknown dataset 'cifar11'. Did you mean 'cifar10'? Choices: cifar10, "
+                                  "cifar100, demo, tinyimagenet (got ['cifar11'])\n"),
+    ("corrupt.severities=[0]", EDIT + "corrupt.severities.0: Input should be greater than or equal to 1 (got 0)\n"),
+    ("recipes.baseline.augment=[mixup,cutmix]",
+     EDIT + "recipes.baseline.augment: mixup and cutmix exclude each other (one batch-level mix per recipe) "
+            "(got ['mixup', 'cutmix'])\n"),
+]
+
+# params.yaml edited by hand, then `dvc repro`
+EDIT_CASES = [
+    ("unknown top-level key", lambda p: {**p, "sed": 1}, EDIT + "sed: unknown key (did you mean 'seed'?); remove it or fix its spelling\n"),
+    ("device: cdua", lambda p: _set(p, "device", "cdua"), EDIT + "device: Input should be 'auto', 'cpu' or 'cuda' (got 'cdua')\n"),
+    ("train.epochs misspelled", lambda p: _rename(p, "train.epochs", "epoch"),
+     EDIT + "train.epoch: unknown key (did you mean 'train.epochs'?); remove it or fix its spelling\n"),
+    ("recipe key misspelled", lambda p: _set(p, "recipes.mollify.mollify", {"alpah": 1}),
+     EDIT + "recipes.mollify.mollify.alpah: unknown key (did you mean 'recipes.mollify.mollify.alpha'?); remove it or "
+            "fix its spelling\n"),
+    ("methods: []", lambda p: _set(p, "methods", []), EDIT + "methods: List should have at least 1 item after validation, not 0 (got [])\n"),
+    ("non-DiffAug recipe in diffaug_methods", lambda p: _set(p, "diffaug_methods", ["baseline"]),
+     EDIT + "method 'baseline' in `diffaug_methods` does not use DiffAug: move it to `methods`\n"),
+    ("evaluate.ece_bins: 0", lambda p: _set(p, "evaluate.ece_bins", 0), EDIT + "evaluate.ece_bins: Input should be greater than 0 (got 0)\n"),
+    ("train.batch_size: 128x", lambda p: _set(p, "train.batch_size", "128x"),
+     EDIT + "train.batch_size: Input should be a valid integer, unable to parse string as an integer (got '128x')\n"),
+]
+
+
+def _assert_refused(result: subprocess.CompletedProcess, message: str, before: dict, ws: Path) -> None:
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert message in output, output
+    assert "Traceback" not in output and "unexpected error" not in output, output
+    assert _outputs(ws) == before, "an earlier output was removed or rewritten"
+
+
+@pytest.mark.parametrize(("override", "message"), SET_CASES, ids=[c[0] for c in SET_CASES])
+def test_bad_set_param_is_refused(workspace, override, message):
+    before = _outputs(workspace)
+    result = _dvc("exp", "run", "-S", override, cwd=workspace)
+    _git("checkout", "--", "params.yaml", cwd=workspace)
+    _assert_refused(result, message, before, workspace)
+
+
+def test_misspelled_set_param_is_refused_when_queued(workspace):
+    before = _outputs(workspace)
+    result = _dvc("exp", "run", "--queue", "-S", "train.epoch=3", cwd=workspace)
+    _assert_refused(result, SET_CASES[0][1], before, workspace)
+    assert _dvc("queue", "status", cwd=workspace).stdout.count("Queued") == 0
+
+
+@pytest.mark.parametrize(("edit", "message"), [c[1:] for c in EDIT_CASES], ids=[c[0] for c in EDIT_CASES])
+def test_bad_params_file_is_refused(workspace, edit, message):
+    before = _outputs(workspace)
+    params_file = workspace / "params.yaml"
+    params_file.write_text(yaml.safe_dump(edit(yaml.safe_load(params_file.read_text()))))
+    result = _dvc("repro", cwd=workspace)
+    _git("checkout", "--", "params.yaml", cwd=workspace)
+    _assert_refused(result, message, before, workspace)
+
+
+def test_diverging_experiment_saves_no_model_or_metrics(workspace):
+    before = _outputs(workspace)
+    result = _dvc("exp", "run", "--temp", "-S", "train.lr=1e8", cwd=workspace)
+    pattern = (r"error: training diverged at step \d+: loss \S+ is (not finite|above the divergence "
+               r"bound 230\.3) \(learning rate \S+\); nothing was saved\. Lower train\.lr \(now 1e\+08\) or raise "
+               r"train\.warmup_epochs\.")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and re.search(pattern, output), output
+    assert _outputs(workspace) == before
+    assert _dvc("exp", "list", "--all-commits", "--name-only", cwd=workspace).stdout.strip() == ""  # no experiment saved
