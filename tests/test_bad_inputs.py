@@ -59,6 +59,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (ws / "conf/config.yaml").write_text(yaml.safe_dump({"defaults": ["_self_", {"profile": None}], **params}))
     _git("init", "-q", cwd=ws)
     for args in (("init", "-q"), ("config", "core.analytics", "false"), ("config", "hydra.enabled", "true"), ("repro",)):
+        if args == ("repro",):  # DVCLive reads the HEAD revision: a repository with a commit, as a clone
+            _git("add", "-A", cwd=ws)
+            _git("commit", "-qm", "pipeline", cwd=ws)
         result = _dvc(*args, cwd=ws)
         assert result.returncode == 0, f"dvc {args}:\n{result.stdout}\n{result.stderr}"
     _git("add", "-A", cwd=ws)
@@ -91,54 +94,55 @@ def _rename(params: dict, key: str, new_leaf: str) -> dict:
 
 
 def _unknown(key: str, meant: str) -> str:
-    return f"{INVALID}{key}: unknown key (did you mean '{meant}'?); remove it or fix its spelling\n"
+    return f"{key}: unknown key (did you mean '{meant}'?); remove it or fix its spelling\n"
 
 
-SET = "dvc exp run --set-param: " + INVALID
-EDIT = "params.yaml: " + INVALID
+NESTEROV = "train.nesterov: Input should be a valid boolean, unable to interpret input (got 'maybe')\n"
+DEVICE = "device: Input should be 'auto', 'cpu' or 'cuda' (got 'cdua')\n"
+NO_METHODS = "methods: List should have at least 1 item after validation, not 0 (got [])\n"
+DATASET = ("datasets: unknown dataset 'cifar11'. Did you mean 'cifar10'? Choices: cifar10, cifar100, demo, "
+           "tinyimagenet (got ['cifar11'])\n")
+NOT_AN_INT = "Input should be a valid integer, unable to parse string as an integer"
 
-# `-S` overrides (dvc exp run): a key that conf/config.yaml lacks is refused at composition by
-# hydra_plugins/mollify_overrides.py; a bad value reaches params.yaml and the validate stage
+# `-S` overrides (dvc exp run): the composed params are validated by hydra_plugins/mollify_overrides.py
+# before DVC writes params.yaml or touches any output
+SET = "params.yaml as composed by dvc exp run: " + INVALID
 SET_CASES = [
-    ("train.epoch=3", "dvc exp run --set-param: " + _unknown("train.epoch", "train.epochs")),
-    ("sed=1", "dvc exp run --set-param: " + _unknown("sed", "seed")),
-    ("recipes.baseline.augmnt=[flip]", "dvc exp run --set-param: " + _unknown("recipes.baseline.augmnt", "recipes.baseline.augment")),
-    ("evaluate.diffaug_ensemble.stp=50",
-     "dvc exp run --set-param: " + _unknown("evaluate.diffaug_ensemble.stp", "evaluate.diffaug_ensemble.step")),
-    ("train.nesterov=maybe", EDIT + "train.nesterov: Input should be a valid boolean, unable to interpret input (got 'maybe')\n"),
-    ("device=cdua", EDIT + "device: Input should be 'auto', 'cpu' or 'cuda' (got 'cdua')\n"),
-    ("methods=[]", EDIT + "methods: List should have at least 1 item after validation, not 0 (got [])\n"),
-    ("methods=[basline]", EDIT + "unknown method 'basline'. Did you mean 'baseline'? Methods are the keys of `recipes` "
-                                 "in params.yaml: baseline, diffaug, diffaug_trivaug, fcr, mollify, nfm, smooth, "
-                                 "smooth_mcdo, softaug, trivaug, trivaug_mollify\n"),
-    ("train.lr=-0.1", EDIT + "train.lr: Input should be greater than 0 (got -0.1)\n"),
-    ("train.epochs=many", EDIT + "train.epochs: Input should be a valid integer, unable to parse string as an integer "
-                                 "(got 'many')\n"),
-    ("train.model=resnet19", EDIT + "train.model: unknown model 'resnet19'. Did you mean 'resnet18'? Choices: "
-                                    "preact_resnet18, preact_resnet50, resnet18, small_resnet, wrn28_10 (got 'resnet19')\n"),
-    ("datasets=[cifar11]", EDIT + "datasets: unknown dataset 'cifar11'. Did you mean 'cifar10'? Choices: cifar10, "
-                                  "cifar100, demo, tinyimagenet (got ['cifar11'])\n"),
-    ("corrupt.severities=[0]", EDIT + "corrupt.severities.0: Input should be greater than or equal to 1 (got 0)\n"),
-    ("recipes.baseline.augment=[mixup,cutmix]",
-     EDIT + "recipes.baseline.augment: mixup and cutmix exclude each other (one batch-level mix per recipe) "
-            "(got ['mixup', 'cutmix'])\n"),
+    ("train.epoch=3", _unknown("train.epoch", "train.epochs")),
+    ("sed=1", _unknown("sed", "seed")),
+    ("recipes.baseline.augmnt=[flip]", _unknown("recipes.baseline.augmnt", "recipes.baseline.augment")),
+    ("evaluate.diffaug_ensemble.stp=50", _unknown("evaluate.diffaug_ensemble.stp", "evaluate.diffaug_ensemble.step")),
+    ("train.nesterov=maybe", NESTEROV),
+    ("device=cdua", DEVICE),
+    ("methods=[]", NO_METHODS),
+    ("methods=[basline]", "unknown method 'basline'. Did you mean 'baseline'? Methods are the keys of `recipes` in "
+                          "params.yaml: baseline, diffaug, diffaug_trivaug, fcr, mollify, nfm, smooth, smooth_mcdo, "
+                          "softaug, trivaug, trivaug_mollify\n"),
+    ("train.lr=-0.1", "train.lr: Input should be greater than 0 (got -0.1)\n"),
+    ("train.epochs=many", f"train.epochs: {NOT_AN_INT} (got 'many')\n"),
+    ("train.model=resnet19", "train.model: unknown model 'resnet19'. Did you mean 'resnet18'? Choices: preact_resnet18, "
+                             "preact_resnet50, resnet18, small_resnet, wrn28_10 (got 'resnet19')\n"),
+    ("datasets=[cifar11]", DATASET),
+    ("corrupt.severities=[0]", "corrupt.severities.0: Input should be greater than or equal to 1 (got 0)\n"),
+    ("diffaug_methods=[baseline]", "method 'baseline' in `diffaug_methods` does not use DiffAug: move it to `methods`\n"),
+    ("recipes.baseline.augment=[mixup,cutmix]", "recipes.baseline.augment: mixup and cutmix exclude each other "
+                                                "(one batch-level mix per recipe) (got ['mixup', 'cutmix'])\n"),
 ]
 
-# params.yaml edited by hand, then `dvc repro`
+# params.yaml edited by hand, then `dvc repro`: the validate stage, first in the DAG
+EDIT = "params.yaml: " + INVALID
 EDIT_CASES = [
-    ("unknown top-level key", lambda p: {**p, "sed": 1}, EDIT + "sed: unknown key (did you mean 'seed'?); remove it or fix its spelling\n"),
-    ("device: cdua", lambda p: _set(p, "device", "cdua"), EDIT + "device: Input should be 'auto', 'cpu' or 'cuda' (got 'cdua')\n"),
-    ("train.epochs misspelled", lambda p: _rename(p, "train.epochs", "epoch"),
-     EDIT + "train.epoch: unknown key (did you mean 'train.epochs'?); remove it or fix its spelling\n"),
+    ("unknown top-level key", lambda p: {**p, "sed": 1}, _unknown("sed", "seed")),
+    ("device: cdua", lambda p: _set(p, "device", "cdua"), DEVICE),
+    ("train.epochs misspelled", lambda p: _rename(p, "train.epochs", "epoch"), _unknown("train.epoch", "train.epochs")),
     ("recipe key misspelled", lambda p: _set(p, "recipes.mollify.mollify", {"alpah": 1}),
-     EDIT + "recipes.mollify.mollify.alpah: unknown key (did you mean 'recipes.mollify.mollify.alpha'?); remove it or "
-            "fix its spelling\n"),
-    ("methods: []", lambda p: _set(p, "methods", []), EDIT + "methods: List should have at least 1 item after validation, not 0 (got [])\n"),
-    ("non-DiffAug recipe in diffaug_methods", lambda p: _set(p, "diffaug_methods", ["baseline"]),
-     EDIT + "method 'baseline' in `diffaug_methods` does not use DiffAug: move it to `methods`\n"),
-    ("evaluate.ece_bins: 0", lambda p: _set(p, "evaluate.ece_bins", 0), EDIT + "evaluate.ece_bins: Input should be greater than 0 (got 0)\n"),
-    ("train.batch_size: 128x", lambda p: _set(p, "train.batch_size", "128x"),
-     EDIT + "train.batch_size: Input should be a valid integer, unable to parse string as an integer (got '128x')\n"),
+     _unknown("recipes.mollify.mollify.alpah", "recipes.mollify.mollify.alpha")),
+    ("methods: []", lambda p: _set(p, "methods", []), NO_METHODS),
+    ("datasets: [cifar11]", lambda p: _set(p, "datasets", ["cifar11"]), DATASET),
+    ("official corrupted set of the demo", lambda p: _set(p, "corrupt.source", "official"),
+     "corrupt.source=official: the demo dataset has no official corrupted set; use corrupt.source=generate\n"),
+    ("evaluate.ece_bins: 0", lambda p: _set(p, "evaluate.ece_bins", 0), "evaluate.ece_bins: Input should be greater than 0 (got 0)\n"),
+    ("train.batch_size: 128x", lambda p: _set(p, "train.batch_size", "128x"), f"train.batch_size: {NOT_AN_INT} (got '128x')\n"),
 ]
 
 
@@ -155,14 +159,15 @@ def test_bad_set_param_is_refused(workspace, override, message):
     before = _outputs(workspace)
     result = _dvc("exp", "run", "-S", override, cwd=workspace)
     _git("checkout", "--", "params.yaml", cwd=workspace)
-    _assert_refused(result, message, before, workspace)
+    _assert_refused(result, SET + message, before, workspace)
 
 
-def test_misspelled_set_param_is_refused_when_queued(workspace):
+@pytest.mark.parametrize(("override", "message"), [SET_CASES[0], SET_CASES[4]], ids=["train.epoch=3", "train.nesterov=maybe"])
+def test_bad_set_param_is_refused_when_queued(workspace, override, message):
     before = _outputs(workspace)
-    result = _dvc("exp", "run", "--queue", "-S", "train.epoch=3", cwd=workspace)
-    _assert_refused(result, SET_CASES[0][1], before, workspace)
-    assert _dvc("queue", "status", cwd=workspace).stdout.count("Queued") == 0
+    result = _dvc("exp", "run", "--queue", "-S", override, cwd=workspace)
+    _assert_refused(result, SET + message, before, workspace)
+    assert "Queued" not in _dvc("queue", "status", cwd=workspace).stdout
 
 
 @pytest.mark.parametrize(("edit", "message"), [c[1:] for c in EDIT_CASES], ids=[c[0] for c in EDIT_CASES])
@@ -172,7 +177,7 @@ def test_bad_params_file_is_refused(workspace, edit, message):
     params_file.write_text(yaml.safe_dump(edit(yaml.safe_load(params_file.read_text()))))
     result = _dvc("repro", cwd=workspace)
     _git("checkout", "--", "params.yaml", cwd=workspace)
-    _assert_refused(result, message, before, workspace)
+    _assert_refused(result, EDIT + message, before, workspace)
 
 
 def test_diverging_experiment_saves_no_model_or_metrics(workspace):
