@@ -3,6 +3,7 @@ resumed and ignored checkpoints."""
 
 import json
 import logging
+import subprocess
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ import yaml
 from mollify import paths
 from mollify.config import parse_params
 from mollify.data import prepare_dataset
+from mollify.errors import MollifyError
 from mollify.experiment import train_method
 from tests.conftest import tiny_params
 
@@ -62,3 +64,13 @@ def test_resumed_and_ignored_checkpoints_are_reported(cfg, caplog):
     caplog.clear()
     train_method(cfg, "demo", "baseline", show_progress=False)
     assert any(m.startswith(f"ignoring checkpoint {checkpoint}: unreadable (corrupt file") for m in caplog.messages)
+
+
+def test_dvclive_in_a_repository_without_commits_says_what_to_do(cfg, workdir):
+    from dvc.repo import Repo
+
+    subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
+    Repo.init(str(workdir))
+    with pytest.raises(MollifyError, match=r"^DVCLive cannot log to plots/methods/demo/baseline/train: the git repository "
+                                           r"has a problem \(Empty git repo\); in a new repository, commit once"):
+        train_method(cfg, "demo", "baseline", show_progress=False)

@@ -76,8 +76,13 @@ def _live_log(directory: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
     the curves): yields the callback that logs one entry of the training history. The directory
     starts empty; a run that raises (diverged) leaves it without a summary."""
     from dvclive import Live  # imports DVC: only the stage that logs pays for it
+    from scmrepo.exceptions import SCMError
 
-    live = Live(str(directory), save_dvc_exp=False, dvcyaml=False)
+    try:
+        live = Live(str(directory), save_dvc_exp=False, dvcyaml=False)
+    except SCMError as e:  # DVCLive reads the git HEAD of the repository it runs in
+        raise MollifyError(f"DVCLive cannot log to {directory}: the git repository has a problem ({e}); "
+                           "in a new repository, commit once (`git commit`) before `dvc repro`.") from None
 
     def on_epoch(entry: dict[str, Any]) -> None:
         live.step = entry["epoch"]
