@@ -190,3 +190,19 @@ def test_diverging_experiment_saves_no_model_or_metrics(workspace):
     assert result.returncode != 0 and re.search(pattern, output), output
     assert _outputs(workspace) == before
     assert _dvc("exp", "list", "--all-commits", "--name-only", cwd=workspace).stdout.strip() == ""  # no experiment saved
+
+
+def test_valid_edit_reruns_only_validate(workspace):
+    """validate's output is the same for every valid params file: an edit that no other stage
+    tracks (here a comment) re-runs validate alone."""
+    before = _outputs(workspace)
+    params_file = workspace / "params.yaml"
+    params_file.write_text("# a comment\n" + params_file.read_text())
+    result = _dvc("repro", cwd=workspace)
+    after = _outputs(workspace)
+    _git("checkout", "--", "params.yaml", "dvc.lock", cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    assert re.findall(r"Running stage '([^']+)'", result.stdout) == ["validate"]
+    assert (workspace / "data/params.ok").read_text() == "params valid\n"
+    changed = {path for path in before if after.get(path) != before[path]}
+    assert changed == {"data/params.ok", "dvc.lock"}
