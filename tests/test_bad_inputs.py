@@ -52,7 +52,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ws = tmp_path_factory.mktemp("ws")
     for name in ("stages", "src", "conf", "hydra_plugins"):
         shutil.copytree(ROOT / name, ws / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "dvc.yaml", ws / "dvc.yaml")
+    for name in ("dvc.yaml", "uv.lock"):
+        shutil.copy(ROOT / name, ws / name)
     params = _params()
     (ws / "params.yaml").write_text(yaml.safe_dump(params))
     # `dvc exp run` composes params.yaml from conf/: the same tiny params

@@ -20,7 +20,7 @@ from tests.conftest import tiny_params
 
 def test_loss_bound_is_100_times_the_uniform_prediction_loss():
     assert classifier_loss_bound(10) == pytest.approx(100 * 2.302585093)
-    assert classifier_loss_bound(100, loss_scale=2) == pytest.approx(200 * 4.605170186)
+    assert classifier_loss_bound(100, terms=2) == pytest.approx(200 * 4.605170186)
     assert classifier_loss_bound(1) == pytest.approx(100 * 0.693147181)  # never below log 2
     assert DIFFUSION_LOSS_BOUND == 100
 

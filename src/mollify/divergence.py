@@ -18,13 +18,13 @@ from mollify.errors import MollifyError
 BOUND_FACTOR = 100.0
 
 
-def classifier_loss_bound(num_classes: int, loss_scale: float = 1.0) -> float:
-    """100 x the loss of the uniform prediction, log K per unit of target mass: soft-target CE with
-    one-hot, smoothed or mixed targets (mass <= 1) is log K at the uniform softmax, NCE adds
-    log Z <= log K, BCE is log 2 <= log K per class, DiffAug sums two CE terms (`loss_scale` 2).
+def classifier_loss_bound(num_classes: int, terms: int = 1) -> float:
+    """100 x the loss of the uniform prediction, log K per loss term: soft-target CE with one-hot,
+    smoothed or mixed targets (mass <= 1) is log K at the uniform softmax, NCE adds log Z <= log K,
+    BCE is log 2 <= log K per class, DiffAug sums two CE `terms` (clean and DiffAug rows).
     Training starts near that value; a mean loss 100x above it puts the labelled classes at
     probability K^-100, which only a network whose weights are exploding reaches."""
-    return BOUND_FACTOR * loss_scale * math.log(max(num_classes, 2))
+    return BOUND_FACTOR * terms * math.log(max(num_classes, 2))
 
 
 # DDPM's loss ||eps - eps_theta||^2 with eps ~ N(0, I) is 1 for the prediction 0 (where training starts)

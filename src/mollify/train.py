@@ -108,7 +108,7 @@ def train(
         return learning_rate(step, total_steps, settings.warmup_epochs * steps_per_epoch, settings.lr, settings.schedule,
                              tuple(m * steps_per_epoch for m in settings.milestones), settings.lr_decay)
 
-    guard = DivergenceGuard(classifier_loss_bound(recipe.output_classes, recipe.loss_scale), device)
+    guard = DivergenceGuard(classifier_loss_bound(recipe.output_classes, 2 if recipe.diffaug is not None else 1), device)
 
     with _progress(show_progress) as progress:
         task = progress.add_task("train", total=total_steps, completed=start_epoch * steps_per_epoch, loss=math.nan, acc=math.nan, ips=0.0)
