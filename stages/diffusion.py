@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from mollify import paths
-from mollify.cli import DATASET, PARAMS, run
+from mollify.cli import DATASET, PARAMS, interactive, run
 from mollify.config import load_params
 from mollify.experiment import prepare_diffusion
 from mollify.io import check_writable
@@ -23,7 +23,7 @@ def main(
     cfg = load_params(params)
     check_writable(paths.diffusion_checkpoint(dataset), paths.diffusion_metrics_file(dataset),
                    folders=[paths.diffusion_dir(dataset), paths.diffusion_plots_dir(dataset)])
-    metrics = prepare_diffusion(cfg, dataset)
+    metrics = prepare_diffusion(cfg, dataset, show_progress=interactive())
     mse = ", ".join(f"{t}: {v:.4f}" for t, v in metrics["denoising_mse"].items())
     typer.echo(f"{dataset} diffusion model ({metrics['source']}): held-out one-step denoising MSE {mse}")
 

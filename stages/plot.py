@@ -56,7 +56,7 @@ def main(params: Path = PARAMS) -> None:
             for name in dict.fromkeys(r["corruption"] for r in table):
                 rows = [r for r in table if r["corruption"] == name]
                 corruption.append({**key, "corruption": name, "err": sum(r["err"] for r in rows) / len(rows)})
-            summaries[(dataset, method)] = load_json(paths.metrics_file(dataset, method))
+            summaries[(dataset, method)] = load_json(paths.summary_file(dataset, method))
     save_csv(paths.compare_dir() / "error_vs_severity.csv", severity)
     save_csv(paths.compare_dir() / "corruption_error.csv", corruption)
     save_csv(paths.compare_dir() / "reliability.csv", reliability)

@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from mollify import paths
-from mollify.cli import DATASET, METHOD, PARAMS, run
+from mollify.cli import DATASET, METHOD, PARAMS, interactive, run
 from mollify.config import load_params
 from mollify.experiment import train_method
 from mollify.io import check_writable
@@ -22,8 +22,8 @@ def main(
     """Train and write data/<dataset>/models/<method>.pt; a killed run resumes from its last epoch."""
     cfg = load_params(params)
     check_writable(paths.model_file(dataset, method), paths.checkpoint_file(dataset, method),
-                   paths.method_plots_dir(dataset, method) / "train_log.csv")
-    history = train_method(cfg, dataset, method)
+                   folders=[paths.train_log_dir(dataset, method)])
+    history = train_method(cfg, dataset, method, show_progress=interactive())
     last = history[-1]
     typer.echo(f"{dataset}/{method}: {last['epoch']} epochs, train loss {last['train_loss']:.4f}, train acc {last['train_acc']:.4f}")
 

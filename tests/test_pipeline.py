@@ -29,7 +29,11 @@ def test_dvc_repro_end_to_end(workdir):
     corruptions = yaml.safe_load((workdir / "params.yaml").read_text())["corrupt"]["corruptions"]
     standard = [c for c in corruptions if c in STANDARD]
     for method in ("baseline", "trivaug_mollify", "diffaug"):
-        metrics = json.loads((workdir / "metrics/demo" / f"{method}.json").read_text())
+        metrics = json.loads((workdir / "plots/methods/demo" / method / "summary.json").read_text())
+        headline = json.loads((workdir / "metrics/demo" / f"{method}.json").read_text())
+        assert headline == {"err": metrics["clean"]["err"], "nll": metrics["clean"]["nll"], "ece": metrics["clean"]["ece"],
+                            "mce": metrics["corrupted"]["mce"], "c_nll": metrics["corrupted"]["nll"],
+                            "c_ece": metrics["corrupted"]["ece"], "seeds": 1}
         assert set(metrics) >= {"clean", "corrupted", "diffaug_ensemble"}
         assert set(metrics["clean"]) == {"acc", "err", "nll", "ece", "brier", "acc90", "freq90", "unc90"}
         assert metrics["corrupted"]["n_corruptions"] == len(standard)

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 import yaml
-from hydra.errors import ConfigCompositionException
+from dvc.exceptions import InvalidArgumentError
 
 from mollify.config import parse_params
 from mollify.train import learning_rate
@@ -49,9 +49,13 @@ def test_paper_profile_is_the_papers_grid():
     assert cfg.evaluate.diffaug_ensemble.step == 50 and cfg.evaluate.diffaug_ensemble.corrupted_images is None
 
 
-def test_overrides_of_unknown_keys_fail_at_composition():
-    with pytest.raises(ConfigCompositionException):
+def test_overrides_are_validated_at_composition():
+    """hydra_plugins/mollify_overrides.py (found by Hydra on the repository's path, as DVC puts it
+    there) validates the composed params: a misspelled key or a bad value gets mollify's message."""
+    with pytest.raises(InvalidArgumentError, match=r"  - train\.epoch: unknown key \(did you mean 'train\.epochs'\?\)"):
         default_params("train.epoch=3")
+    with pytest.raises(InvalidArgumentError, match=r"  - methods: List should have at least 1 item"):
+        default_params("methods=[]")
     assert default_params("train.epochs=3")["train"]["epochs"] == 3
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import typer
@@ -11,12 +12,19 @@ from mollify.errors import MollifyError
 
 
 def run(app: typer.Typer) -> None:
-    """Run a Typer app; a MollifyError prints `error: <what is wrong and how to fix it>`, exit 2."""
+    """Run a Typer app; a MollifyError prints `error: <what is wrong and how to fix it>`, exit 2.
+    The library's log lines (resumed or ignored checkpoints, epochs without a terminal) go to stderr."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         app()
     except MollifyError as e:
         Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/bold red] {e}")
         sys.exit(2)
+
+
+def interactive() -> bool:
+    """Rich progress bars on a terminal; otherwise (a DVC or cluster log) a line per epoch."""
+    return Console().is_terminal
 
 
 # the options the stage CLIs share

@@ -318,6 +318,8 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
         model = field.annotation
         if get_origin(model) is dict:
             model, inside_dict = get_args(model)[1], True
+        # an optional section (`MollifyConfig | None`): the model among the union's members
+        model = next((arg for arg in get_args(model) if hasattr(arg, "model_fields")), model)
     return list(getattr(model, "model_fields", {}))
 
 

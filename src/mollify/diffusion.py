@@ -11,6 +11,7 @@ as a function of t (DiffAug needs good one-step estimates, not good samples).
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import time
@@ -23,8 +24,11 @@ import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from mollify.device import seeded_generator
+from mollify.divergence import DIFFUSION_LOSS_BOUND, DivergenceGuard
 from mollify.errors import MollifyError
 from mollify.io import load_checkpoint, save_torch
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # diffusers takes seconds to import: only the functions that need it do
     from diffusers import DDPMScheduler, UNet2DModel
@@ -133,12 +137,14 @@ def _ema_update(ema: UNet2DModel, model: UNet2DModel, decay: float) -> None:
 
 
 def train_diffusion(unet: UNet2DModel, images: torch.Tensor, held_out: torch.Tensor, settings: DiffusionSettings,
-                    checkpoint: Path | None = None, fingerprint: str = "", show_progress: bool = True,
+                    checkpoint: Path | None = None, fingerprint: dict[str, str] | None = None,
+                    show_progress: bool = True, divergence_hint: str = "Lower the learning rate.",
                     ) -> tuple[UNet2DModel, list[dict[str, Any]]]:
     """Train `unet` on uint8 `images` (on its device) with DDPM's loss ||eps - eps_theta(x_t, t)||^2,
     t ~ U{0..T-1}, Adam; returns the EMA weights (decay warmed up as min(decay, (1+n)/(10+n))) and
     the log: training loss, and every `eval_every` steps the EMA model's denoising MSE on `held_out`.
-    With `checkpoint`, state is saved at each evaluation and a matching one is resumed from."""
+    With `checkpoint`, state is saved at each evaluation and a matching one is resumed from. A loss
+    that is not finite or above `DIFFUSION_LOSS_BOUND` raises `Diverged` before anything is saved."""
     from diffusers import UNet2DModel
 
     device = images.device
@@ -149,11 +155,13 @@ def train_diffusion(unet: UNet2DModel, images: torch.Tensor, held_out: torch.Ten
     optimizer = torch.optim.Adam(unet.parameters(), lr=settings.lr)
     log: list[dict[str, Any]] = []
     start = 0
-    if (state := load_checkpoint(checkpoint, fingerprint)) is not None:
+    if (state := load_checkpoint(checkpoint, fingerprint or {})) is not None:
         unet.load_state_dict(state["unet"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         log, start = state["log"], state["step"]
+        logger.info("resumed from step %d of %s", start, checkpoint)
+    guard = DivergenceGuard(DIFFUSION_LOSS_BOUND, device)
     batch = min(settings.batch_size, len(images))
     columns = (TextColumn("[bold]diffusion"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:.4f}  {task.fields[ips]:.0f} img/s"), TimeElapsedColumn(), TimeRemainingColumn())
@@ -176,13 +184,17 @@ def train_diffusion(unet: UNet2DModel, images: torch.Tensor, held_out: torch.Ten
             optimizer.step()
             _ema_update(ema, unet, min(settings.ema_decay, (1 + step) / (10 + step)))
             loss_sum += loss.detach()
+            guard.update(step, loss)
             done = step + 1
             if done % settings.eval_every == 0 or done == settings.steps:
+                guard.check(lambda _: settings.lr, divergence_hint)
                 mse = denoising_mse(ema, held_out, list(settings.eval_timesteps), abar, settings.seed)
                 log.append({"step": done, "train_loss": float(loss_sum) / (done - since),
                             **{f"mse_t{t}": v for t, v in mse.items()}})
                 progress.update(task, completed=done, loss=log[-1]["train_loss"],
                                 ips=(done - since) * batch / (time.perf_counter() - started))
+                if not show_progress:
+                    logger.info("diffusion step %d/%d: loss %.4f", done, settings.steps, log[-1]["train_loss"])
                 loss_sum, started, since = torch.zeros((), device=device), time.perf_counter(), done
                 if checkpoint is not None:
                     save_torch(checkpoint, {"unet": unet.state_dict(), "ema": ema.state_dict(),

@@ -111,3 +111,12 @@ def summarize(clean: dict[str, float], table: list[dict[str, Any]]) -> dict[str,
         part["by_corruption"] = {c: _mean([r for r in rows if r["corruption"] == c], ("err",)) for c in names}
         summary[key] = part
     return summary
+
+
+def headline(summary: dict[str, Any], seeds: int = 1) -> dict[str, Any]:
+    """The flat DVC metrics of a run (what `dvc metrics show` / `dvc exp show` list): clean err /
+    NLL / ECE, mCE and corrupted NLL / ECE over the 15 standard corruptions, and the number of
+    seeds averaged; None where the run has no standard corruptions."""
+    corrupted = summary.get("corrupted", {})
+    return {**{k: summary["clean"][k] for k in SUMMARY_KEYS}, "mce": corrupted.get("mce"),
+            **{f"c_{k}": corrupted.get(k) for k in ("nll", "ece")}, "seeds": seeds}

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -23,8 +24,8 @@ from mollify.device import Normalize, resolve_device
 from mollify.errors import MollifyError
 from mollify.diffusion import (NUM_TIMESTEPS, DiffusionSettings, denoising_mse, linear_alphas_cumprod, load_unet,
                                make_unet, save_pipeline, train_diffusion)
-from mollify.evaluate import (member_streams, predict_probs, predict_probs_ensemble, predictive_entropy, summarize,
-                              summary_keys)
+from mollify.evaluate import (headline, member_streams, predict_probs, predict_probs_ensemble, predictive_entropy,
+                              summarize, summary_keys)
 from mollify.io import load_images, load_json, load_npy, load_torch, save_csv, save_json, save_torch
 from mollify.losses import LOSSES
 from mollify.metrics import classification_metrics, reliability_bins
@@ -60,17 +61,42 @@ def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = T
     fingerprint = _fingerprint({"settings": asdict(settings), "recipe": recipe.model_dump(), "model": model_name,
                                 "train": cfg.train.model_dump(), "data": hashlib.sha256(x.tobytes()).hexdigest(),
                                 "code": _code_fingerprint(), "diffusion": _diffusion_fingerprint(dataset) if diffaug else None})
-    history = train(
-        model, torch.from_numpy(x).to(device), torch.from_numpy(y).to(device), augment,
-        normalize, batch_recipe, LOSSES[recipe.loss], settings,
-        checkpoint=paths.checkpoint_file(dataset, method), fingerprint=fingerprint, show_progress=show_progress,
-    )
+    with _live_log(paths.train_log_dir(dataset, method)) as on_epoch:
+        history = train(
+            model, torch.from_numpy(x).to(device), torch.from_numpy(y).to(device), augment,
+            normalize, batch_recipe, LOSSES[recipe.loss], settings,
+            checkpoint=paths.checkpoint_file(dataset, method), fingerprint=fingerprint, show_progress=show_progress,
+            on_epoch=on_epoch, divergence_hint=f"Lower train.lr (now {cfg.train.lr:g}) or raise train.warmup_epochs.",
+        )
     save_torch(paths.model_file(dataset, method), {
         "model": model_name, "num_classes": batch_recipe.output_classes, "options": model_options,
         "state_dict": model.state_dict(), "method": method,
     })
-    save_csv(paths.method_plots_dir(dataset, method) / "train_log.csv", history)
     return history
+
+
+@contextmanager
+def _live_log(directory: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """DVCLive metrics per epoch (`dvc exp show` follows a running experiment, `dvc plots` draws
+    the curves): yields the callback that logs one entry of the training history. The directory
+    starts empty; a run that raises (diverged) leaves it without a summary."""
+    from dvclive import Live  # imports DVC: only the stage that logs pays for it
+    from scmrepo.exceptions import SCMError
+
+    try:
+        live = Live(str(directory), save_dvc_exp=False, dvcyaml=False)
+    except SCMError as e:  # DVCLive reads the git HEAD of the repository it runs in
+        raise MollifyError(f"DVCLive cannot log to {directory}: the git repository has a problem ({e}); "
+                           "in a new repository, commit once (`git commit`) before `dvc repro`.") from None
+
+    def on_epoch(entry: dict[str, Any]) -> None:
+        live.step = entry["epoch"]
+        for key in ("train_loss", "train_acc", "lr", "images_per_s"):
+            live.log_metric(key, entry[key])
+        live.make_summary()
+
+    yield on_epoch
+    live.end()
 
 
 def build_recipe(recipe: MethodConfig, num_classes: int, diffaug: NormalizedDiffAug | None = None) -> BatchRecipe:
@@ -101,8 +127,10 @@ def _diffusion_fingerprint(dataset: str) -> str:
     return digest.hexdigest()
 
 
-def _fingerprint(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+def _fingerprint(parts: dict[str, Any]) -> dict[str, str]:
+    """A hash per part, so that an ignored checkpoint can say which part differs."""
+    return {key: hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+            for key, value in parts.items()}
 
 
 def _code_fingerprint() -> str:
@@ -205,7 +233,8 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
         "default": {k: v for k, v in default.items() if k in ("clean", "corrupted", "corrupted_extra")},
         "ensemble": summarize(ensemble_clean, corruption_table(lambda images: ensemble(images, samples_corrupted), n)),
     }
-    save_json(paths.metrics_file(dataset, method), summary)
+    save_json(paths.summary_file(dataset, method), summary)
+    save_json(paths.metrics_file(dataset, method), headline(summary))
 
     out = paths.method_plots_dir(dataset, method)
     save_csv(out / "corruptions.csv", table)
@@ -265,7 +294,8 @@ def prepare_diffusion(cfg: Params, dataset: str, show_progress: bool = True) -> 
         fingerprint = _fingerprint({"settings": asdict(settings), "unet": settings_cfg.unet, "code": _code_fingerprint(),
                                     "data": hashlib.sha256(x.tobytes()).hexdigest()})
         unet, log = train_diffusion(unet, torch.from_numpy(x).to(device), held_out, settings,
-                                    paths.diffusion_checkpoint(dataset), fingerprint, show_progress)
+                                    paths.diffusion_checkpoint(dataset), fingerprint, show_progress,
+                                    f"Lower diffusion.lr (now {settings_cfg.lr:g}).")
     save_pipeline(unet, paths.diffusion_dir(dataset))
     curve = denoising_mse(unet, held_out, list(range(0, NUM_TIMESTEPS, 50)) + [NUM_TIMESTEPS - 1], linear_alphas_cumprod(), cfg.seed)
     out = paths.diffusion_plots_dir(dataset)

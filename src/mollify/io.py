@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import math
 import os
 import secrets
 from contextlib import contextmanager
@@ -14,6 +16,8 @@ import numpy as np
 import torch
 
 from mollify.errors import MollifyError
+
+log = logging.getLogger(__name__)
 
 
 def _new_file_beside(path: Path) -> Path:
@@ -66,8 +70,28 @@ def save_npy(path: str | Path, array: np.ndarray) -> None:
 
 
 def save_json(path: str | Path, obj: Any) -> None:
+    """Strict JSON: a NaN or infinite number is written as null, and a dict at the top gets
+    `"undefined": [dotted keys of those values]` (bare NaN is not JSON; DVC and jq reject it)."""
+    undefined: list[str] = []
+    obj = _finite(obj, "", undefined)
+    if undefined:
+        if not isinstance(obj, dict):
+            raise ValueError(f"{path}: undefined values {undefined} need a dict at the top to be flagged")
+        obj = {**obj, "undefined": undefined}
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+def _finite(obj: Any, key: str, undefined: list[str]) -> Any:
+    """`obj` with non-finite floats replaced by None; their dotted keys appended to `undefined`."""
+    if isinstance(obj, dict):
+        return {k: _finite(v, f"{key}.{k}" if key else str(k), undefined) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v, f"{key}.{i}" if key else str(i), undefined) for i, v in enumerate(obj)]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        undefined.append(key)
+        return None
+    return obj
 
 
 def save_text(path: str | Path, text: str) -> None:
@@ -121,12 +145,25 @@ def load_torch(path: str | Path, **kwargs: Any) -> Any:
         raise MollifyError(f"corrupt file {path} ({type(e).__name__}: {e}): delete it and re-run `uv run dvc repro`.") from e
 
 
-def load_checkpoint(path: Path | None, fingerprint: str) -> dict[str, Any] | None:
-    """The state saved at `path` if it was made by the same run (equal `fingerprint`), else None."""
+def load_checkpoint(path: Path | None, fingerprint: dict[str, str]) -> dict[str, Any] | None:
+    """The state saved at `path` if it was made by the same run (every part of `fingerprint`
+    equal), else None; an ignored checkpoint is logged with the reason (unreadable, or which parts
+    differ)."""
     if path is None or not path.is_file():
         return None
-    state = load_torch(path)
-    return state if state.get("fingerprint") == fingerprint else None
+    try:
+        state = load_torch(path)
+    except MollifyError as e:
+        log.warning("ignoring checkpoint %s: unreadable (%s); starting from scratch", path, e)
+        return None
+    saved = state.get("fingerprint") if isinstance(state, dict) else None
+    if not isinstance(saved, dict):
+        log.warning("ignoring checkpoint %s: made by an older version of mollify; starting from scratch", path)
+        return None
+    if differ := sorted(k for k in fingerprint.keys() | saved.keys() if saved.get(k) != fingerprint.get(k)):
+        log.warning("ignoring checkpoint %s: made with other %s; starting from scratch", path, ", ".join(differ))
+        return None
+    return state
 
 
 def save_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:

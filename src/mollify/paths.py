@@ -9,6 +9,11 @@ METRICS = Path("metrics")
 PLOTS = Path("plots")
 
 
+def validated_file() -> Path:
+    """The validate stage's output, on which every other stage depends (constant content)."""
+    return DATA / "params.ok"
+
+
 def clean_dir(dataset: str) -> Path:
     return DATA / dataset / "clean"
 
@@ -52,12 +57,23 @@ def diffusion_plots_dir(dataset: str) -> Path:
 
 
 def metrics_file(dataset: str, method: str) -> Path:
+    """The flat headline metrics (`evaluate.headline`) that DVC lists."""
     return METRICS / dataset / f"{method}.json"
+
+
+def summary_file(dataset: str, method: str) -> Path:
+    """The detailed metrics of a (dataset, method): per severity, group, DiffAug Ensemble, MC sweep."""
+    return method_plots_dir(dataset, method) / "summary.json"
 
 
 def method_plots_dir(dataset: str, method: str) -> Path:
     """Per-(dataset, method) plot data: training log, corruption table, reliability bins."""
     return PLOTS / "methods" / dataset / method
+
+
+def train_log_dir(dataset: str, method: str) -> Path:
+    """DVCLive's directory of the training run: metrics.json (the last epoch), plots/metrics/*.tsv."""
+    return method_plots_dir(dataset, method) / "train"
 
 
 def compare_dir() -> Path:

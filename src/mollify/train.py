@@ -8,6 +8,7 @@ epoch k repeats epochs k+1.. exactly as an uninterrupted run would on CPU.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -20,8 +21,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mollify.augment import Augmentation, BatchRecipe
 from mollify.device import Normalize, autocast, stream_seed
+from mollify.divergence import DivergenceGuard, classifier_loss_bound
 from mollify.errors import MollifyError
 from mollify.io import load_checkpoint, save_torch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,14 +78,18 @@ def train(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     settings: TrainSettings,
     checkpoint: Path | None = None,
-    fingerprint: str = "",
+    fingerprint: dict[str, str] | None = None,
     show_progress: bool = True,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    divergence_hint: str = "Lower the learning rate.",
 ) -> list[dict[str, Any]]:
     """Train `model` in place on uint8 `images` (already on the model's device): per-image
     `augment`, `normalize`, then the batch `recipe` (labels -> soft targets and the forward pass:
     soft crop, mixup/cutmix, mollification, NFM) and `loss_fn` on the soft targets. Returns the
-    per-epoch log. With `checkpoint`, state is saved after each epoch and a matching checkpoint
-    (same `fingerprint`) is resumed from."""
+    per-epoch log; `on_epoch` gets each entry (those of a resumed checkpoint first), and without
+    `show_progress` (no terminal) each epoch is logged as a line. With `checkpoint`, state is saved
+    after each epoch and a matching checkpoint (same `fingerprint` parts) is resumed from. A loss
+    that is not finite or above `classifier_loss_bound` raises `Diverged` before anything is saved."""
     device = images.device
     n = len(images)
     batch = min(settings.batch_size, n)
@@ -99,10 +107,21 @@ def train(
     )
     history: list[dict[str, Any]] = []
     start_epoch = 0
-    if (state := load_checkpoint(checkpoint, fingerprint)) is not None:
+    if (state := load_checkpoint(checkpoint, fingerprint or {})) is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history, start_epoch = state["history"], state["epoch"]
+        log.info("resumed from epoch %d of %s", start_epoch, checkpoint)
+    for entry in history if on_epoch else ():
+        on_epoch(entry)
+
+    def lr_at(step: int) -> float:
+        """The learning rate of optimiser step `step` (the schedule ticks per step or per epoch)."""
+        return learning_rate(step if per_step else step // steps_per_epoch, ticks * settings.epochs,
+                             settings.warmup_epochs * ticks, settings.lr, settings.schedule,
+                             tuple(m * ticks for m in settings.milestones), settings.lr_decay)
+
+    guard = DivergenceGuard(classifier_loss_bound(recipe.output_classes, 2 if recipe.diffaug is not None else 1), device)
 
     with _progress(show_progress) as progress:
         task = progress.add_task("train", total=total_steps, completed=start_epoch * steps_per_epoch, loss=math.nan, acc=math.nan, ips=0.0)
@@ -119,10 +138,7 @@ def train(
             for i in range(steps_per_epoch):
                 step = epoch * steps_per_epoch + i
                 for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(
-                        step if per_step else epoch, ticks * settings.epochs, settings.warmup_epochs * ticks,
-                        settings.lr, settings.schedule, tuple(m * ticks for m in settings.milestones), settings.lr_decay,
-                    )
+                    group["lr"] = lr_at(step)
                 idx = order[i * batch : (i + 1) * batch]
                 y = labels[idx]
                 x, soft_targets = recipe.prepare(images[idx], y, augment, normalize, g)
@@ -133,8 +149,10 @@ def train(
                 loss.backward()
                 optimizer.step()
                 loss_sum += loss.detach()
+                guard.update(step, loss)
                 correct += (logits[: len(y), : recipe.num_classes].argmax(1) == y).sum()  # clean rows
                 if i % 20 == 19 or i == steps_per_epoch - 1:  # a host sync every 20 steps, not every step
+                    guard.check(lr_at, divergence_hint)  # before the epoch's checkpoint, too
                     seen = min((i + 1) * batch, n)
                     progress.update(task, completed=step + 1, loss=float(loss_sum) / (i + 1), acc=float(correct) / seen,
                                     ips=seen / (time.perf_counter() - started), description=f"epoch {epoch + 1}/{settings.epochs}")
@@ -146,6 +164,11 @@ def train(
                 "lr": optimizer.param_groups[0]["lr"],
                 "images_per_s": seen / seconds,
             })
+            if not show_progress:
+                log.info("epoch %d/%d: loss %.4f, acc %.4f, lr %.4g, %.0f images/s", epoch + 1, settings.epochs,
+                         *(history[-1][k] for k in ("train_loss", "train_acc", "lr", "images_per_s")))
+            if on_epoch:
+                on_epoch(history[-1])
             if checkpoint is not None:
                 save_torch(checkpoint, {
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,

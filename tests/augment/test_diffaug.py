@@ -172,7 +172,7 @@ def test_diffusion_training_resumes_exactly(tmp_path, monkeypatch):
 
     def run(checkpoint):
         torch.manual_seed(0)
-        return train_diffusion(make_unet("demo", 32), x[:32], x[32:], settings, checkpoint, "f", show_progress=False)
+        return train_diffusion(make_unet("demo", 32), x[:32], x[32:], settings, checkpoint, {"run": "f"}, show_progress=False)
 
     whole, whole_log = run(None)
     saved = diffusion.save_torch

@@ -1,0 +1,209 @@
+"""Bad params through DVC, and a diverging run: each gets its one message, a non-zero exit, and
+removes or rewrites none of the outputs an earlier `dvc repro` produced.
+
+One workspace (git + DVC, a one-method pipeline on a few images) is made and reproduced once;
+each case runs `dvc exp run -S ...` or `dvc repro` on an edited params.yaml in it, and the
+params file is restored from git afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, tiny_params
+
+INVALID = "invalid parameters:\n  - "
+
+
+def _params() -> dict:
+    params = tiny_params(**{
+        "methods": ["baseline"], "diffaug_methods": [], "data.demo": {"train_size": 128, "test_size": 16},
+        "corrupt.corruptions": ["gaussian_noise", "speckle_noise"], "corrupt.severities": [1], "train.epochs": 1,
+        "diffusion.steps": 2, "diffusion.eval_every": 2, "diffusion.eval_images": 8,
+    })
+    params["evaluate"]["diffaug_ensemble"].update({"corrupted_images": 4, "entropy_step": 500, "entropy_images": 8})
+    return params
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env)
+
+
+def _dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return _run(sys.executable, "-m", "dvc", *args, cwd=cwd)
+
+
+def _git(*args: str, cwd: Path) -> None:
+    result = _run("git", "-c", "user.name=t", "-c", "user.email=t@t", *args, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ws = tmp_path_factory.mktemp("ws")
+    for name in ("stages", "src", "conf", "hydra_plugins"):
+        shutil.copytree(ROOT / name, ws / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", "uv.lock"):
+        shutil.copy(ROOT / name, ws / name)
+    params = _params()
+    (ws / "params.yaml").write_text(yaml.safe_dump(params))
+    # `dvc exp run` composes params.yaml from conf/: the same tiny params
+    (ws / "conf/config.yaml").write_text(yaml.safe_dump({"defaults": ["_self_", {"profile": None}], **params}))
+    _git("init", "-q", cwd=ws)
+    for args in (("init", "-q"), ("config", "core.analytics", "false"), ("config", "hydra.enabled", "true"), ("repro",)):
+        if args == ("repro",):  # DVCLive reads the HEAD revision: a repository with a commit, as a clone
+            _git("add", "-A", cwd=ws)
+            _git("commit", "-qm", "pipeline", cwd=ws)
+        result = _dvc(*args, cwd=ws)
+        assert result.returncode == 0, f"dvc {args}:\n{result.stdout}\n{result.stderr}"
+    _git("add", "-A", cwd=ws)
+    _git("commit", "-qm", "reproduced", cwd=ws)
+    return ws
+
+
+def _outputs(ws: Path) -> dict[str, tuple[int, int]]:
+    """Every file the pipeline made (and dvc.lock), with size and modification time."""
+    files = [p for d in ("data", "metrics", "plots") for p in (ws / d).rglob("*") if p.is_file()] + [ws / "dvc.lock"]
+    return {str(p.relative_to(ws)): (p.stat().st_size, p.stat().st_mtime_ns) for p in files}
+
+
+def _set(params: dict, key: str, value: object) -> dict:
+    *parents, leaf = key.split(".")
+    node = params
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+    return params
+
+
+def _rename(params: dict, key: str, new_leaf: str) -> dict:
+    *parents, leaf = key.split(".")
+    node = params
+    for part in parents:
+        node = node[part]
+    node[new_leaf] = node.pop(leaf)
+    return params
+
+
+def _unknown(key: str, meant: str) -> str:
+    return f"{key}: unknown key (did you mean '{meant}'?); remove it or fix its spelling\n"
+
+
+NESTEROV = "train.nesterov: Input should be a valid boolean, unable to interpret input (got 'maybe')\n"
+DEVICE = "device: Input should be 'auto', 'cpu' or 'cuda' (got 'cdua')\n"
+NO_METHODS = "methods: List should have at least 1 item after validation, not 0 (got [])\n"
+DATASET = ("datasets: unknown dataset 'cifar11'. Did you mean 'cifar10'? Choices: cifar10, cifar100, demo, "
+           "tinyimagenet (got ['cifar11'])\n")
+NOT_AN_INT = "Input should be a valid integer, unable to parse string as an integer"
+
+# `-S` overrides (dvc exp run): the composed params are validated by hydra_plugins/mollify_overrides.py
+# before DVC writes params.yaml or touches any output
+SET = "params.yaml as composed by dvc exp run: " + INVALID
+SET_CASES = [
+    ("train.epoch=3", _unknown("train.epoch", "train.epochs")),
+    ("sed=1", _unknown("sed", "seed")),
+    ("recipes.baseline.augmnt=[flip]", _unknown("recipes.baseline.augmnt", "recipes.baseline.augment")),
+    ("evaluate.diffaug_ensemble.stp=50", _unknown("evaluate.diffaug_ensemble.stp", "evaluate.diffaug_ensemble.step")),
+    ("train.nesterov=maybe", NESTEROV),
+    ("device=cdua", DEVICE),
+    ("methods=[]", NO_METHODS),
+    ("methods=[basline]", "unknown method 'basline'. Did you mean 'baseline'? Methods are the keys of `recipes` in "
+                          "params.yaml: baseline, diffaug, diffaug_trivaug, fcr, mollify, nfm, smooth, smooth_mcdo, "
+                          "softaug, trivaug, trivaug_mollify\n"),
+    ("train.lr=-0.1", "train.lr: Input should be greater than 0 (got -0.1)\n"),
+    ("train.epochs=many", f"train.epochs: {NOT_AN_INT} (got 'many')\n"),
+    ("train.model=resnet19", "train.model: unknown model 'resnet19'. Did you mean 'resnet18'? Choices: preact_resnet18, "
+                             "preact_resnet50, resnet18, small_resnet, wrn28_10 (got 'resnet19')\n"),
+    ("datasets=[cifar11]", DATASET),
+    ("corrupt.severities=[0]", "corrupt.severities.0: Input should be greater than or equal to 1 (got 0)\n"),
+    ("diffaug_methods=[baseline]", "method 'baseline' in `diffaug_methods` does not use DiffAug: move it to `methods`\n"),
+    ("recipes.baseline.augment=[mixup,cutmix]", "recipes.baseline.augment: mixup and cutmix exclude each other "
+                                                "(one batch-level mix per recipe) (got ['mixup', 'cutmix'])\n"),
+]
+
+# params.yaml edited by hand, then `dvc repro`: the validate stage, first in the DAG
+EDIT = "params.yaml: " + INVALID
+EDIT_CASES = [
+    ("unknown top-level key", lambda p: {**p, "sed": 1}, _unknown("sed", "seed")),
+    ("device: cdua", lambda p: _set(p, "device", "cdua"), DEVICE),
+    ("train.epochs misspelled", lambda p: _rename(p, "train.epochs", "epoch"), _unknown("train.epoch", "train.epochs")),
+    ("recipe key misspelled", lambda p: _set(p, "recipes.mollify.mollify", {"alpah": 1}),
+     _unknown("recipes.mollify.mollify.alpah", "recipes.mollify.mollify.alpha")),
+    ("methods: []", lambda p: _set(p, "methods", []), NO_METHODS),
+    ("datasets: [cifar11]", lambda p: _set(p, "datasets", ["cifar11"]), DATASET),
+    ("official corrupted set of the demo", lambda p: _set(p, "corrupt.source", "official"),
+     "corrupt.source=official: the demo dataset has no official corrupted set; use corrupt.source=generate\n"),
+    ("evaluate.ece_bins: 0", lambda p: _set(p, "evaluate.ece_bins", 0), "evaluate.ece_bins: Input should be greater than 0 (got 0)\n"),
+    ("train.batch_size: 128x", lambda p: _set(p, "train.batch_size", "128x"), f"train.batch_size: {NOT_AN_INT} (got '128x')\n"),
+]
+
+
+def _assert_refused(result: subprocess.CompletedProcess, message: str, before: dict, ws: Path) -> None:
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert message in output, output
+    assert "Traceback" not in output and "unexpected error" not in output, output
+    assert _outputs(ws) == before, "an earlier output was removed or rewritten"
+
+
+@pytest.mark.parametrize(("override", "message"), SET_CASES, ids=[c[0] for c in SET_CASES])
+def test_bad_set_param_is_refused(workspace, override, message):
+    before = _outputs(workspace)
+    result = _dvc("exp", "run", "-S", override, cwd=workspace)
+    _git("checkout", "--", "params.yaml", cwd=workspace)
+    _assert_refused(result, SET + message, before, workspace)
+
+
+@pytest.mark.parametrize(("override", "message"), [SET_CASES[0], SET_CASES[4]], ids=["train.epoch=3", "train.nesterov=maybe"])
+def test_bad_set_param_is_refused_when_queued(workspace, override, message):
+    before = _outputs(workspace)
+    result = _dvc("exp", "run", "--queue", "-S", override, cwd=workspace)
+    _assert_refused(result, SET + message, before, workspace)
+    assert "Queued" not in _dvc("queue", "status", cwd=workspace).stdout
+
+
+@pytest.mark.parametrize(("edit", "message"), [c[1:] for c in EDIT_CASES], ids=[c[0] for c in EDIT_CASES])
+def test_bad_params_file_is_refused(workspace, edit, message):
+    before = _outputs(workspace)
+    params_file = workspace / "params.yaml"
+    params_file.write_text(yaml.safe_dump(edit(yaml.safe_load(params_file.read_text()))))
+    result = _dvc("repro", cwd=workspace)
+    _git("checkout", "--", "params.yaml", cwd=workspace)
+    _assert_refused(result, EDIT + message, before, workspace)
+
+
+def test_diverging_experiment_saves_no_model_or_metrics(workspace):
+    before = _outputs(workspace)
+    result = _dvc("exp", "run", "--temp", "-S", "train.lr=1e8", cwd=workspace)
+    pattern = (r"error: training diverged at step \d+: loss \S+ is (not finite|above the divergence "
+               r"bound 230\.3) \(learning rate \S+\); nothing was saved\. Lower train\.lr \(now 1e\+08\) or raise "
+               r"train\.warmup_epochs\.")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and re.search(pattern, output), output
+    assert _outputs(workspace) == before
+    assert _dvc("exp", "list", "--all-commits", "--name-only", cwd=workspace).stdout.strip() == ""  # no experiment saved
+
+
+def test_valid_edit_reruns_only_validate(workspace):
+    """validate's output is the same for every valid params file: an edit that no other stage
+    tracks (here a comment) re-runs validate alone."""
+    before = _outputs(workspace)
+    params_file = workspace / "params.yaml"
+    params_file.write_text("# a comment\n" + params_file.read_text())
+    result = _dvc("repro", cwd=workspace)
+    after = _outputs(workspace)
+    _git("checkout", "--", "params.yaml", "dvc.lock", cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    assert re.findall(r"Running stage '([^']+)'", result.stdout) == ["validate"]
+    assert (workspace / "data/params.ok").read_text() == "params valid\n"
+    changed = {path for path in before if after.get(path) != before[path]}
+    assert changed == {"data/params.ok", "dvc.lock"}
