@@ -1,30 +1,16 @@
 """The whole DAG through DVC on a tiny params override: data -> corrupt -> train -> evaluate -> plot."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import yaml
 
 from mollify.corruptions import STANDARD, group_of
-from tests.conftest import ROOT
-
-
-def _dvc(*args: str, cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, env=env)
-    assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
+from tests.conftest import dvc, init_dvc
 
 
 def test_dvc_repro_end_to_end(workdir):
-    _dvc("init", "--no-scm", "-q", cwd=workdir)
-    _dvc("config", "core.analytics", "false", cwd=workdir)
-    shutil.copytree(ROOT / ".dvc" / "plots", workdir / ".dvc" / "plots")
-    _dvc("repro", cwd=workdir)
+    init_dvc(workdir)
+    dvc("repro", cwd=workdir)
 
     corruptions = yaml.safe_load((workdir / "params.yaml").read_text())["corrupt"]["corruptions"]
     standard = [c for c in corruptions if c in STANDARD]
@@ -44,12 +30,12 @@ def test_dvc_repro_end_to_end(workdir):
         assert 0 <= de["ensemble"]["corrupted"]["err"] <= 1
     diffusion = json.loads((workdir / "metrics/demo/diffusion.json").read_text())
     assert set(diffusion["denoising_mse"]) == {"t100", "t300", "t500"}
-    shown = json.loads(_dvc("metrics", "show", "--json", cwd=workdir))
+    shown = json.loads(dvc("metrics", "show", "--json", cwd=workdir))
     files = next(iter(shown.values()))["data"]
     assert {"metrics/demo/baseline.json", "metrics/demo/diffaug.json", "metrics/demo/diffusion.json"} <= set(files)
 
-    assert "up to date" in _dvc("repro", cwd=workdir)  # nothing to do the second time
-    plots = json.loads(_dvc("plots", "show", "--json", cwd=workdir))
+    assert "up to date" in dvc("repro", cwd=workdir)  # nothing to do the second time
+    plots = json.loads(dvc("plots", "show", "--json", cwd=workdir))
     assert not plots.get("errors"), plots.get("errors")
     assert {"Error vs severity (0 = clean)", "Reliability diagram (clean test set)"} <= set(plots["data"])
     assert "Predictive entropy of DiffAug images vs t" in plots["data"]

@@ -60,3 +60,14 @@ def test_method_profiles_compose_and_validate(profile, model, schedule):
     if profile == "smoothing":
         assert cfg.train.milestones == [61, 121, 161] and cfg.train.lr_decay == 0.2
         assert cfg.recipe("smooth_mcdo").mc_dropout == 0.3 and cfg.recipe("smooth_mcdo").smoothing
+
+
+@pytest.mark.parametrize("profile", ["paper", "nfm", "softaug", "smoothing"])
+def test_profiles_evaluate_on_the_official_release_and_the_15_standard_corruptions(profile):
+    corrupt = parse_params(_compose(f"profile={profile}")).corrupt
+    assert corrupt.source == "official" and corrupt.max_images is None
+    assert corrupt.corruptions == [
+        "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+        "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+    ]
+    assert parse_params(_compose()).corrupt.source == "generate"  # the demo keeps its generated 19

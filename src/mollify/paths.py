@@ -7,6 +7,7 @@ from pathlib import Path
 DATA = Path("data")
 METRICS = Path("metrics")
 PLOTS = Path("plots")
+CONF = Path("conf")
 
 
 def clean_dir(dataset: str) -> Path:
@@ -67,3 +68,13 @@ def compare_dir() -> Path:
 
 def figures_dir() -> Path:
     return PLOTS / "figures"
+
+
+def results_file() -> Path:
+    """The results table (markdown): ours, and ours beside the published numbers."""
+    return PLOTS / "results.md"
+
+
+def published_file() -> Path:
+    """The published numbers that the paper profiles target (mollify.published)."""
+    return CONF / "published.csv"
