@@ -61,7 +61,7 @@ class Run:
 
 
 RUNS = {
-    # PreActResNet-50 on 64 px is the slowest network here: batches of 32 (33 train images, 6 test), severity 5 only
+    # PreActResNet-50 on 64 px is the slowest network here: batches of 32 (36 train images, 6 test), severity 5 only
     "paper": Run("tinyimagenet", "fcr_trivaug_mollify", "preact_resnet50", severities=(5,), published=("err", 0.32),
                  overrides=("train.batch_size=32", "corrupt.severities=[5]")),
     "nfm": Run("cifar10", "nfm_recipe", "preact_resnet18"),
@@ -95,7 +95,7 @@ def mirror(tmp_path_factory: pytest.TempPathFactory):
     every = list(CORRUPTIONS)  # the release holds all 19; the profiles take the 15 standard ones
     cifar_archive(served / _archive_name(DATASETS["cifar10"].url), 10, per_batch=CIFAR_IMAGES)
     cifar_archive(served / _archive_name(DATASETS["cifar100"].url), 100, per_batch=CIFAR_IMAGES)
-    tinyimagenet_archive(served / _archive_name(DATASETS["tinyimagenet"].url), per_class=11, val_per_class=2)
+    tinyimagenet_archive(served / _archive_name(DATASETS["tinyimagenet"].url), per_class=12, val_per_class=2)
     cifar_c_archive(served / _archive_name(CORRUPTED["cifar10"].url), every, n=C_IMAGES)
     cifar_c_archive(served / _archive_name(CORRUPTED["cifar100"].url), every, n=C_IMAGES, num_classes=100)
     tiny_c_archive(served / _archive_name(CORRUPTED["tinyimagenet"].url), every, files=1)
