@@ -13,6 +13,7 @@ from mollify.plots import (
     ENSEMBLE, corruption_errors, entropy_vs_t, error_vs_severity, mce_ratio, mce_ratio_bars, mollification_examples,
     nonempty_bins, reliability_diagram, results_table,
 )
+from mollify.published import beside_published, load_published, published_table
 
 app = typer.Typer(add_completion=False)
 
@@ -40,9 +41,10 @@ def _mollification_figure(cfg: Params, path: Path) -> None:
 @app.command()
 def main(params: Path = PARAMS) -> None:
     """Write plots/compare/*.csv (all datasets x methods, for the top-level `plots:` of dvc.yaml),
-    plots/figures/*.png (incl. mollified examples, entropy of DiffAug images vs t) and plots/results.md."""
+    plots/figures/*.png (incl. mollified examples, entropy of DiffAug images vs t) and plots/results.md
+    (with ours beside the matching published numbers of conf/published.csv)."""
     cfg = load_params(params)
-    check_writable(paths.PLOTS / "results.md", folders=[paths.compare_dir(), paths.figures_dir()])
+    check_writable(paths.results_file(), folders=[paths.compare_dir(), paths.figures_dir()])
     severity, corruption, reliability, entropy, summaries = [], [], [], [], {}
     for dataset in cfg.datasets:
         for method in cfg.all_methods:
@@ -68,8 +70,10 @@ def main(params: Path = PARAMS) -> None:
     entropy_vs_t(entropy, figures / "diffaug_entropy.png")
     baseline = "baseline" if "baseline" in cfg.all_methods else cfg.all_methods[0]
     mce_ratio_bars(mce_ratio(summaries, baseline), baseline, figures / "mce_ratio.png")
-    table = results_table(summaries, baseline)
-    save_text(paths.PLOTS / "results.md", table)
+    networks = {(dataset, method): cfg.model_name(method, dataset) for dataset, method in summaries}
+    beside = beside_published(summaries, networks, load_published(paths.published_file()))
+    table = f"{results_table(summaries, baseline)}\n## Beside the published numbers\n\n{published_table(beside, cfg.datasets)}"
+    save_text(paths.results_file(), table)
     _mollification_figure(cfg, figures / "mollification_examples.png")
     typer.echo(table)
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -46,8 +47,8 @@ def tiny_params(**overrides: object) -> dict:
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A scratch copy of the pipeline (stages, dvc.yaml, plot templates) to run stages in."""
-    for name in ("stages", "src"):
+    """A scratch copy of the pipeline (stages, library, conf, dvc.yaml) to run stages in."""
+    for name in ("stages", "src", "conf"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", "uv.lock"):  # uv.lock: a dependency of the plots_page stage
         shutil.copy(ROOT / name, tmp_path / name)
@@ -76,3 +77,19 @@ def call_stage(stage: str, *args: str, monkeypatch: pytest.MonkeyPatch) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     return 0
+
+
+def dvc(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    """Run DVC in `cwd` with this environment's Python first on PATH (the stages' `python`) and
+    the variables `env` added."""
+    env = {**os.environ, **(env or {}), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def init_dvc(workdir: Path) -> None:
+    """A DVC project without git in `workdir`, with the repository's plot templates."""
+    dvc("init", "--no-scm", "-q", cwd=workdir)
+    dvc("config", "core.analytics", "false", cwd=workdir)
+    shutil.copytree(ROOT / ".dvc" / "plots", workdir / ".dvc" / "plots")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mollify import plots
-from mollify.plots import ENSEMBLE, mce_ratio, nonempty_bins, relative_mce, results_table
+from mollify.plots import ENSEMBLE, mce_ratio, mce_ratio_bars, nonempty_bins, relative_mce, results_table
 from tests.conftest import ROOT
 
 
@@ -134,3 +134,12 @@ def test_dvc_line_template_dashes_the_diffaug_ensemble_in_the_methods_colour():
     for pair in by_colour.values():  # the ensemble has the higher error: drawn higher, a smaller pixel y
         ensemble, default = sorted(pair, key=lambda line: line[0]["y"])
         assert tuple(default[0]["strokeDash"]) == (1, 0) and tuple(ensemble[0]["strokeDash"]) != (1, 0)
+
+
+def test_no_ratio_to_a_baseline_without_corrupted_errors(tmp_path):
+    """A baseline that gets every corrupted image right (mCE 0) has no ratio to it; the figure is still drawn."""
+    summaries = {("tiny", "baseline"): {"corrupted": {"mce": 0.0}}, ("tiny", "other"): {"corrupted": {"mce": 0.1}}}
+    ratios = mce_ratio(summaries, "baseline")
+    assert ratios == {("tiny", "baseline"): None, ("tiny", "other"): None}
+    mce_ratio_bars(ratios, "baseline", tmp_path / "bars.png")
+    assert (tmp_path / "bars.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -97,3 +97,14 @@ def test_paper_profile_runs_as_the_reference():
     assert (cfg.evaluate.ece_bins, cfg.evaluate.ece_batch_size) == (15, 100)
     jsd = cfg.recipe("fcr_augmix_diffaug")
     assert jsd.augmix_jsd and jsd.diffaug and not cfg.recipe("fcr_augmix").augmix_jsd
+
+
+@pytest.mark.parametrize("profile", ["paper", "nfm", "softaug", "smoothing"])
+def test_profiles_evaluate_on_the_official_release_and_the_15_standard_corruptions(profile):
+    corrupt = parse_params(default_params(f"profile={profile}")).corrupt
+    assert corrupt.source == "official" and corrupt.max_images is None
+    assert corrupt.corruptions == [
+        "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+        "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+    ]
+    assert parse_params(default_params()).corrupt.source == "generate"  # the demo keeps its generated 19

@@ -7,6 +7,7 @@ from pathlib import Path
 DATA = Path("data")
 METRICS = Path("metrics")
 PLOTS = Path("plots")
+CONF = Path("conf")
 
 
 def validated_file() -> Path:
@@ -88,3 +89,13 @@ def figures_dir() -> Path:
 def plots_page() -> Path:
     """The HTML page of `dvc plots show` / `diff` (`plots.html_template` in .dvc/config)."""
     return PLOTS / "offline_page.html"
+
+
+def results_file() -> Path:
+    """The results table (markdown): ours, and ours beside the published numbers."""
+    return PLOTS / "results.md"
+
+
+def published_file() -> Path:
+    """The published numbers that the paper profiles target (mollify.published)."""
+    return CONF / "published.csv"

@@ -156,7 +156,8 @@ def mce_ratio(summaries: dict[tuple[str, str], dict[str, Any]], baseline: str) -
     ratios: dict[tuple[str, str], float | None] = {}
     for (dataset, method), s in summaries.items():
         base = summaries.get((dataset, baseline), {}).get("corrupted")
-        ratios[(dataset, method)] = s["corrupted"]["mce"] / base["mce"] if base and "corrupted" in s else None
+        # None without a baseline, or when its mCE is 0 (a tiny test set it gets all right)
+        ratios[(dataset, method)] = s["corrupted"]["mce"] / base["mce"] if base and base["mce"] > 0 and "corrupted" in s else None
     return ratios
 
 
@@ -180,7 +181,7 @@ def relative_mce(summaries: dict[tuple[str, str], dict[str, Any]], baseline: str
 def mce_ratio_bars(ratios: dict[tuple[str, str], float | None], baseline: str, path: Path) -> None:
     """The mCE ratio to the baseline method of the same dataset: one bar per method, a panel per dataset."""
     datasets = _by([{"dataset": d, "method": m, "ratio": r} for (d, m), r in ratios.items() if r is not None], "dataset")
-    fig, axes = plt.subplots(1, max(1, len(datasets)), figsize=(1 + 0.6 * max(len(v) for v in datasets.values()) * len(datasets), 3.4),
+    fig, axes = plt.subplots(1, max(1, len(datasets)), figsize=(1 + 0.6 * max((len(v) for v in datasets.values()), default=1) * len(datasets), 3.4),
                              squeeze=False)
     for ax, (dataset, rows) in zip(axes[0], datasets.items()):
         ax.bar([r["method"] for r in rows], [r["ratio"] for r in rows], color="tab:blue")

@@ -55,9 +55,10 @@ def _jpeg(colour: tuple[int, ...], mode: str = "RGB") -> bytes:
 TINY_WNIDS = ["n09999999", "n01443537", "n02124075"]  # deliberately not sorted
 
 
-def tinyimagenet_archive(path: Path, per_class: int = 2) -> None:
-    """tiny-imagenet-200.zip in miniature: wnids.txt, train/<wnid>/images, val with annotations
-    (one grayscale JPEG among them), test without labels. The colour of an image encodes its class."""
+def tinyimagenet_archive(path: Path, per_class: int = 2, val_per_class: int | None = None) -> None:
+    """tiny-imagenet-200.zip in miniature: wnids.txt, train/<wnid>/images (`per_class` each), val
+    with annotations (`val_per_class` each, default `per_class`; one grayscale JPEG among them),
+    test without labels. The colour of an image encodes its class."""
     root = "tiny-imagenet-200/"
     with zipfile.ZipFile(path, "w") as z:
         z.writestr(root + "wnids.txt", "\n".join(TINY_WNIDS) + "\n")
@@ -68,7 +69,7 @@ def tinyimagenet_archive(path: Path, per_class: int = 2) -> None:
             for k in range(per_class):
                 z.writestr(f"{root}train/{wnid}/images/{wnid}_{k}.JPEG", _jpeg((40 + 80 * label, 0, 0)))
         lines = []
-        for k, wnid in enumerate(TINY_WNIDS * per_class):
+        for k, wnid in enumerate(TINY_WNIDS * (val_per_class or per_class)):
             label = sorted(TINY_WNIDS).index(wnid)
             grayscale = k == 1
             z.writestr(f"{root}val/images/val_{k}.JPEG", _jpeg((40 + 80 * label,) * 3, "L" if grayscale else "RGB"))
@@ -77,17 +78,17 @@ def tinyimagenet_archive(path: Path, per_class: int = 2) -> None:
         z.writestr(root + "test/images/test_0.JPEG", _jpeg((0, 0, 0)))
 
 
-def cifar_c_archive(path: Path, corruptions: list[str], n: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
-    """CIFAR-10-C.tar in miniature: CIFAR-10-C/<corruption>.npy (5 n, 32, 32, 3) uint8 and labels.npy
-    (severity blocks of n rows); returns the arrays it holds."""
+def cifar_c_archive(path: Path, corruptions: list[str], n: int = 4, seed: int = 0, num_classes: int = 10) -> dict[str, np.ndarray]:
+    """CIFAR-10-C.tar / CIFAR-100-C.tar in miniature: CIFAR-<num_classes>-C/<corruption>.npy
+    (5 n, 32, 32, 3) uint8 and labels.npy (severity blocks of n rows); returns the arrays it holds."""
     rng = np.random.default_rng(seed)
     arrays = {name: rng.integers(0, 256, (5 * n, 32, 32, 3), dtype=np.uint8) for name in corruptions}
-    arrays["labels"] = np.tile(rng.integers(0, 10, n), 5).astype(np.uint8)
+    arrays["labels"] = np.tile(rng.integers(0, num_classes, n), 5).astype(np.uint8)
     with tarfile.open(path, "w") as tar:
         for name, array in arrays.items():
             buffer = io.BytesIO()
             np.save(buffer, array)
-            _add_bytes(tar, f"CIFAR-10-C/{name}.npy", buffer.getvalue())
+            _add_bytes(tar, f"CIFAR-{num_classes}-C/{name}.npy", buffer.getvalue())
     return arrays
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import http.server
 import socket
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,38 +13,15 @@ from mollify.data import DATASETS, load_meta, load_split, prepare_dataset
 from mollify.data.download import download, md5sum
 from mollify.errors import MollifyError
 from tests.data.archives import TINY_WNIDS, cifar_archive, tinyimagenet_archive
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves files from the test's folder; `/truncated/<name>` announces the full length but
-    sends only half of the file, then closes the connection."""
-
-    def log_message(self, *args: object) -> None:
-        return None
-
-    def do_GET(self) -> None:  # noqa: N802
-        if self.path.startswith("/truncated/"):
-            data = (Path(self.directory) / self.path.removeprefix("/truncated/")).read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.close_connection = True
-            return
-        super().do_GET()
+from tests.data.loopback import serve
 
 
 @pytest.fixture
 def server(tmp_path: Path):
     served = tmp_path / "served"
     served.mkdir()
-    handler = lambda *a, **k: _Handler(*a, directory=str(served), **k)  # noqa: E731
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield served, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve(served) as url:
+        yield served, url
 
 
 def _use_md5_of(monkeypatch: pytest.MonkeyPatch, name: str, archive: Path) -> None:
