@@ -122,7 +122,8 @@ SET_CASES = [
     ("train.lr=-0.1", "train.lr: Input should be greater than 0 (got -0.1)\n"),
     ("train.epochs=many", f"train.epochs: {NOT_AN_INT} (got 'many')\n"),
     ("train.model=resnet19", "train.model: unknown model 'resnet19'. Did you mean 'resnet18'? Choices: preact_resnet18, "
-                             "preact_resnet50, resnet18, small_resnet, wrn28_10 (got 'resnet19')\n"),
+                             "preact_resnet18_nfm, preact_resnet50, preact_wide_resnet18_nfm, resnet18, small_resnet, "
+                             "wrn28_10 (got 'resnet19')\n"),
     ("datasets=[cifar11]", DATASET),
     ("corrupt.severities=[0]", "corrupt.severities.0: Input should be greater than or equal to 1 (got 0)\n"),
     ("diffaug_methods=[baseline]", "method 'baseline' in `diffaug_methods` does not use DiffAug: move it to `methods`\n"),

@@ -106,6 +106,7 @@ def mirror(tmp_path_factory: pytest.TempPathFactory):
         yield url, site, tmp_path_factory.mktemp("dvc-cache")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", RUNS)
 def test_profile_runs_end_to_end(profile, mirror, workdir: Path):
     url, site, cache = mirror
