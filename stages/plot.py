@@ -11,8 +11,8 @@ from mollify.data import load_meta, load_split
 from mollify.evaluate import summary_keys
 from mollify.io import check_writable, load_csv, load_json, save_csv, save_text
 from mollify.plots import (
-    ENSEMBLE, corruption_errors, entropy_vs_t, error_vs_severity, mce_ratio, mce_ratio_bars, mollification_examples,
-    nonempty_bins, over_seeds, reliability_diagram, results_table,
+    ENSEMBLE, corruption_errors, entropy_vs_t, error_vs_severity, findings_table, mce_ratio, mce_ratio_bars, mollification_examples,
+    nonempty_bins, over_seeds, reliability_diagram, results_table, training_curves,
 )
 from mollify.published import beside_published, load_published, published_table
 
@@ -53,7 +53,7 @@ def main(params: Path = PARAMS) -> None:
     (with ours beside the matching published numbers of conf/published.csv)."""
     cfg = load_params(params)
     check_writable(paths.results_file(), folders=[paths.compare_dir(), paths.figures_dir()])
-    severity, corruption, reliability, entropy, summaries = [], [], [], [], {}
+    severity, corruption, reliability, entropy, training, summaries = [], [], [], [], [], {}
     for dataset in cfg.datasets:
         for method in cfg.all_methods:
             key = {"dataset": dataset, "method": method}
@@ -72,21 +72,32 @@ def main(params: Path = PARAMS) -> None:
                        for seed in cfg.seeds
                        for c, rows in _by_corruption(load_csv(paths.run_dir(dataset, method, seed) / "corruptions.csv")).items()]
             corruption += [{**key, **r} for r in over_seeds(per_run, ("corruption",), ("err",))]
+            epochs = [{"seed": seed, "epoch": int(loss["step"]), "train_loss": float(loss["train_loss"]),
+                       "train_acc": float(acc["train_acc"])}
+                      for seed in cfg.seeds
+                      for loss, acc in zip(*(load_csv(paths.train_log_dir(dataset, method, seed) / f"plots/metrics/{k}.tsv", "\t")
+                                             for k in ("train_loss", "train_acc")))]
+            training += [{**key, **r} for r in over_seeds(epochs, ("epoch",), ("train_loss", "train_acc"))]
             summaries[(dataset, method)] = load_json(paths.summary_file(dataset, method))
     save_csv(paths.compare_dir() / "error_vs_severity.csv", severity)
     save_csv(paths.compare_dir() / "corruption_error.csv", corruption)
     save_csv(paths.compare_dir() / "reliability.csv", reliability)
     save_csv(paths.compare_dir() / "diffaug_entropy.csv", entropy)
+    save_csv(paths.compare_dir() / "training.csv", training)
     figures = paths.figures_dir()
     error_vs_severity(severity, figures / "error_vs_severity.png")
     corruption_errors(corruption, figures / "corruption_error.png")
     reliability_diagram(reliability, figures / "reliability.png")
     entropy_vs_t(entropy, figures / "diffaug_entropy.png")
+    training_curves(training, figures / "training.png")
     baseline = "baseline" if "baseline" in cfg.all_methods else cfg.all_methods[0]
     mce_ratio_bars(mce_ratio(summaries, baseline), baseline, figures / "mce_ratio.png")
     networks = {(dataset, method): cfg.model_name(method, dataset) for dataset, method in summaries}
     beside = beside_published(summaries, networks, load_published(paths.published_file()))
-    table = f"{results_table(summaries, baseline)}\n## Beside the published numbers\n\n{published_table(beside, cfg.datasets)}"
+    features = {m: f for m in cfg.all_methods for f in ("mollify", "diffaug", "smoothing") if getattr(cfg.recipe(m), f)}
+    table = (f"{results_table(summaries, baseline)}\n## Does each paper's effect show? (against {baseline}, mean over seeds)\n\n"
+             f"{findings_table(summaries, features, baseline)}\n"
+             f"## Beside the published numbers\n\n{published_table(beside, cfg.datasets)}")
     save_text(paths.results_file(), table)
     _mollification_figure(cfg, figures / "mollification_examples.png")
     typer.echo(table)

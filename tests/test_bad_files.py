@@ -22,6 +22,7 @@ CLEAN = Path("data/demo/clean")
 CORRUPTED = Path("data/demo/corrupted")
 TRAIN = ("train", "--dataset", "demo", "--method", "baseline")
 EVALUATE = ("evaluate", "--dataset", "demo", "--method", "baseline")
+SUMMARIZE = ("summarize", "--dataset", "demo", "--method", "baseline")
 CORRUPT = ("corrupt", "--dataset", "demo")
 DATA = ("data", "--dataset", "demo")
 DIFFUSION = ("diffusion", "--dataset", "demo")
@@ -88,8 +89,8 @@ def _make_file(path: Path) -> Callable[[], None]:
 def _make_folder(path: Path) -> Callable[[], None]:
     """Replace an output file by a folder of the same name."""
     def damage() -> None:
-        path.unlink()
-        path.mkdir()
+        path.unlink(missing_ok=True)
+        path.mkdir(parents=True)
     return damage
 
 
@@ -145,12 +146,14 @@ CASES = [
      f"cannot write {paths.diffusion_metrics_file('demo')}: it is a folder; move it away or delete it."),
     ("clean data folder is a file", DATA, _make_file(CLEAN),
      "cannot write in data/demo/clean: data/demo/clean is a file, not a folder; move it away or delete it."),
-    ("metrics file is a folder", EVALUATE, _make_folder(paths.metrics_file("demo", "baseline")),
+    ("run summary file is a folder", EVALUATE, _make_folder(paths.run_summary_file("demo", "baseline")),
+     f"cannot write {paths.run_summary_file('demo', 'baseline')}: it is a folder; move it away or delete it."),
+    ("metrics file is a folder", SUMMARIZE, _make_folder(paths.metrics_file("demo", "baseline")),
      f"cannot write {paths.metrics_file('demo', 'baseline')}: it is a folder; move it away or delete it."),
     ("plot folder is a file", PLOT, _make_file(Path("plots/figures")),
      "cannot write in plots/figures: plots/figures is a file, not a folder; move it away or delete it."),
     ("a parent of the model is a file", TRAIN, _make_file(Path("data/demo/models")),
-     "cannot write in data/demo/models: data/demo/models is a file, not a folder; move it away or delete it."),
+     "cannot write in data/demo/models/baseline: data/demo/models is a file, not a folder; move it away or delete it."),
 ]
 
 

@@ -23,7 +23,7 @@ def test_default_params_are_valid(tmp_path):
     cfg = load_params(tmp_path / "params.yaml")
     assert cfg.datasets == ["demo"]
     assert {"baseline", "mollify"} <= set(cfg.methods)
-    assert cfg.diffaug_methods == ["diffaug", "diffaug_trivaug"]
+    assert cfg.diffaug_methods == ["diffaug"] and cfg.seeds == [0, 1]
 
 
 def test_diffaug_recipes_go_under_diffaug_methods():

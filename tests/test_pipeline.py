@@ -57,7 +57,7 @@ def test_dvc_repro_end_to_end(workdir):
     assert {"Error vs severity (0 = clean)", "Reliability diagram (clean test set)"} <= set(plots["data"])
     assert "Predictive entropy of DiffAug images vs t" in plots["data"]
     assert (workdir / "plots/diffusion/demo/diffaug_examples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    for png in ("error_vs_severity", "corruption_error", "reliability", "mollification_examples", "diffaug_entropy", "mce_ratio"):
+    for png in ("error_vs_severity", "corruption_error", "reliability", "mollification_examples", "diffaug_entropy", "mce_ratio", "training"):
         assert (workdir / "plots/figures" / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (workdir / "plots/corruptions/demo/grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (workdir / "plots/results.md").read_text()

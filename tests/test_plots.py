@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mollify import plots
-from mollify.plots import ENSEMBLE, mce_ratio, mce_ratio_bars, nonempty_bins, relative_mce, results_table
+from mollify.plots import ENSEMBLE, findings_table, mce_ratio, over_seeds, mce_ratio_bars, nonempty_bins, relative_mce, results_table
 from tests.conftest import ROOT
 
 
@@ -65,7 +65,7 @@ CORRUPTION = [{"dataset": "demo", "method": m, "corruption": c, "err": 0.9} for 
 
 def test_a_method_and_its_diffaug_ensemble_share_a_colour(monkeypatch):
     fig = _figure(monkeypatch, plots.error_vs_severity, SEVERITY)
-    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    lines = {bars.get_label(): bars.lines[0] for bars in fig.axes[0].containers}  # errorbar: line + error bars
     for method in ("baseline", "mollify", "diffaug"):
         default, ensemble = lines[method], lines[f"{method} +DE"]
         assert default.get_color() == ensemble.get_color()
@@ -143,3 +143,44 @@ def test_no_ratio_to_a_baseline_without_corrupted_errors(tmp_path):
     assert ratios == {("tiny", "baseline"): None, ("tiny", "other"): None}
     mce_ratio_bars(ratios, "baseline", tmp_path / "bars.png")
     assert (tmp_path / "bars.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_over_seeds_gives_mean_and_sample_std_per_key():
+    rows = [{"seed": 0, "severity": 1, "err": 0.2}, {"seed": 0, "severity": 2, "err": 0.5},
+            {"seed": 1, "severity": 1, "err": 0.4}, {"seed": 1, "severity": 2, "err": 0.5},
+            {"seed": 2, "severity": 1, "err": 0.3}]
+    out = over_seeds(rows, ("severity",), ("err",))
+    assert [r["severity"] for r in out] == [1, 2]
+    assert out[0]["err"] == pytest.approx(0.3) and out[0]["err_std"] == pytest.approx(0.1) and out[0]["seeds"] == 3
+    assert out[1] == {"severity": 2, "err": 0.5, "err_std": 0.0, "seeds": 2}
+
+
+def test_results_table_shows_mean_and_std_over_seeds():
+    from mollify.evaluate import mean_over_seeds
+
+    run = {"clean": {"err": 0.1, "nll": 0.3, "ece": 0.02}}
+    other = {"clean": {"err": 0.3, "nll": 0.5, "ece": 0.04}}
+    table = results_table({("demo", "baseline"): mean_over_seeds([run, other], [0, 1])})
+    # err 20 +- 14.14 %, NLL 0.4 +- 0.141, ECE 3 +- 1.41 %
+    assert "| demo | baseline | 20.00 ± 14.14 | 0.400 ± 0.141 | 3.00 ± 1.41 |" in table
+    assert "| demo | baseline | 10.00 | 0.300 | 2.00 |" in results_table({("demo", "baseline"): mean_over_seeds([run], [0])})
+
+
+def test_findings_compare_the_claimed_metric_with_the_seed_spread():
+    from mollify.evaluate import mean_over_seeds
+
+    def run(mce: float, nll: float) -> dict:
+        return {"clean": {"err": 0.1, "nll": nll, "ece": 0.02}, "corrupted": {"mce": mce, "nll": 1.0, "ece": 0.1}}
+
+    summaries = {
+        ("demo", "baseline"): mean_over_seeds([run(0.50, 0.30), run(0.52, 0.32)], [0, 1]),  # mCE std 1.414 %
+        ("demo", "diffaug"): mean_over_seeds([run(0.40, 0.30), run(0.42, 0.30)], [0, 1]),  # 10 points lower
+        ("demo", "smooth"): mean_over_seeds([run(0.50, 0.31), run(0.52, 0.30)], [0, 1]),  # NLL -0.005 +- hypot(0.0071, 0.0141)
+        ("demo", "mixup"): mean_over_seeds([run(0.10, 0.10), run(0.10, 0.10)], [0, 1]),  # no claim: not listed
+    }
+    table = findings_table(summaries, {"diffaug": "diffaug", "smooth": "smoothing"}, "baseline")
+    assert "| demo | diffaug | lower mCE | 41.00 | 51.00 | -10.00 | 2.00 | lower (shows) |" in table
+    assert "| demo | smooth | lower clean NLL | 0.305 | 0.310 | -0.005 | 0.016 | within the seed spread |" in table
+    assert "mixup" not in table and "| demo | baseline |" not in table
+    worse = {**summaries, ("demo", "diffaug"): mean_over_seeds([run(0.60, 0.3), run(0.62, 0.3)], [0, 1])}
+    assert "higher (the opposite)" in findings_table(worse, {"diffaug": "diffaug"}, "baseline")

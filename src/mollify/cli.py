@@ -30,10 +30,11 @@ def run(app: typer.Typer) -> None:
     except MollifyError as e:
         Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/bold red] {e}")
         sys.exit(2)
-    finally:
-        if start_up is not None:
+    except SystemExit as done:  # Typer's way to return; a failed stage prints only its error
+        if done.code in (0, None) and start_up is not None:
             log.info("stage time: %s: %.1f s (start-up and imports %.1f s)", " ".join([Path(sys.argv[0]).stem, *sys.argv[1:]]),
                      start_up + time.perf_counter() - started, start_up)
+        raise
 
 
 def seconds_since_process_start() -> float | None:

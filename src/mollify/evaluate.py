@@ -147,7 +147,7 @@ def _seed_mean(values: list[Any]) -> Any:
 def _seed_std(values: list[Any]) -> Any:
     if not all(_is_number(v) for v in values):
         return _DROP
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return float(np.std(values, ddof=1)) if any(v != values[0] for v in values) else 0.0
 
 
 def _combine(values: list[Any], reduce: Callable[[list[Any]], Any]) -> Any:

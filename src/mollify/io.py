@@ -174,12 +174,13 @@ def save_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-def load_csv(path: str | Path) -> list[dict[str, str]]:
+def load_csv(path: str | Path, delimiter: str = ",") -> list[dict[str, str]]:
+    """Rows of a CSV (or, with delimiter "\\t", a TSV such as DVCLive's) as dicts of strings."""
     path = Path(path)
     if not path.is_file():
         raise MollifyError(f"missing file {path}: run the stage that produces it (`uv run dvc repro`).")
     with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+        return list(csv.DictReader(f, delimiter=delimiter))
 
 
 def load_json(path: str | Path) -> Any:

@@ -122,6 +122,23 @@ def corruption_errors(rows: list[dict[str, Any]], path: Path) -> None:
     _save(fig, path)
 
 
+def training_curves(rows: list[dict[str, Any]], path: Path) -> None:
+    """Training loss and accuracy per epoch (DVCLive's logs), mean +- std over seeds: a panel
+    each, a colour per (dataset, method); a converged run has flat curves over its last epochs."""
+    colours = _colours(rows)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for (dataset, method), mrows in _by([{**r, "key": (r["dataset"], r["method"])} for r in rows], "key").items():
+        for ax, key in zip(axes, ("train_loss", "train_acc")):
+            ax.errorbar([r["epoch"] for r in mrows], [r[key] for r in mrows], yerr=_spread(mrows, key), marker="o",
+                        markersize=3, capsize=2, color=colours[method], label=f"{dataset}/{method}")
+    axes[0].set(xlabel="epoch", ylabel="training loss (of the recipe's targets)", yscale="log")
+    axes[1].set(xlabel="epoch", ylabel="training accuracy")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    _legend(axes[1])
+    _save(fig, path)
+
+
 def corruption_grid(clean: np.ndarray, corrupted: dict[str, list[np.ndarray]], severities: list[int], path: Path) -> None:
     """One test image (uint8 C, H, W) under every corruption (rows) at every severity (columns)."""
     fig, axes = plt.subplots(len(corrupted), len(severities) + 1, figsize=(1.1 * (len(severities) + 1), 1.1 * len(corrupted)),
@@ -246,6 +263,41 @@ def results_table(summaries: dict[tuple[str, str], dict[str, Any]], baseline: st
     sources = {dataset: s.get("corrupted_source") for (dataset, _), s in summaries.items()}
     lines.append("")
     lines += [f"Corrupted {dataset} test images: {_source_text(src)}." for dataset, src in sources.items() if src]
+    return "\n".join(lines) + "\n"
+
+
+# the effect each method's paper reports, as (headline metric, summary part, key): lower than the baseline's
+PAPER_CLAIMS = {
+    "mollify": (("mCE", "corrupted", "mce"), ("corrupted NLL", "corrupted", "nll"), ("corrupted ECE", "corrupted", "ece")),
+    "diffaug": (("mCE", "corrupted", "mce"),),
+    "smoothing": (("clean NLL", "clean", "nll"),),
+}
+
+
+def findings_table(summaries: dict[tuple[str, str], dict[str, Any]], features: dict[str, str], baseline: str) -> str:
+    """For each (dataset, method) whose recipe has a feature with a paper claim (`features`:
+    method -> mollify | diffaug | smoothing), the claimed metric's difference to `baseline`, with
+    the seed spread sqrt(std_method^2 + std_baseline^2), and whether it shows: "lower" or
+    "higher" when the difference exceeds the spread, else "within the seed spread" (with one
+    seed: no spread, so no verdict)."""
+    lines = ["| dataset | method | paper's claim | method | baseline | difference | spread | verdict |",
+             "|---|---|---|---:|---:|---:|---:|---|"]
+    for (dataset, method), s in summaries.items():
+        base = summaries.get((dataset, baseline))
+        if method == baseline or base is None or method not in features:
+            continue
+        for label, part, key in PAPER_CLAIMS[features[method]]:
+            if part not in s or part not in base:
+                continue
+            ours, theirs = s[part][key], base[part][key]
+            seeded = len(s.get("seeds", [])) > 1 and len(base.get("seeds", [])) > 1
+            spread = float(np.hypot(s["std"][part][key], base["std"][part][key])) if seeded else None
+            diff = ours - theirs
+            verdict = ("one seed: no spread to compare with" if spread is None else
+                       "lower (shows)" if diff < -spread else "higher (the opposite)" if diff > spread else "within the seed spread")
+            scale, digits = (100, 2) if key in ("mce", "err", "ece") else (1, 3)
+            cells = [f"{scale * v:.{digits}f}" for v in (ours, theirs, diff)] + [f"{scale * spread:.{digits}f}" if spread is not None else "-"]
+            lines.append(f"| {dataset} | {method} | lower {label} | " + " | ".join(cells) + f" | {verdict} |")
     return "\n".join(lines) + "\n"
 
 
