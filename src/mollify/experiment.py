@@ -15,9 +15,8 @@ import torch
 import torch.nn as nn
 
 from mollify import paths
-from mollify.augment import (BatchRecipe, DiffAug, Mollification, NoisyFeatureMixup, NormalizedDiffAug, PerSample,
-                             SoftAugmentation, compose, ensemble_timesteps)
-from mollify.augment.base import make_policy
+from mollify.augment import (BatchRecipe, DiffAug, Mollification, NoisyFeatureMixup, NormalizedDiffAug,
+                             SoftAugmentation, compose, ensemble_timesteps, make_policy)
 from mollify.config import MethodConfig, Params
 from mollify.data import DatasetMeta, load_meta, load_split
 from mollify.device import Normalize, resolve_device
@@ -110,7 +109,7 @@ def build_recipe(recipe: MethodConfig, num_classes: int, diffaug: NormalizedDiff
         softaug=SoftAugmentation(num_classes, **recipe.softaug.model_dump()) if recipe.softaug else None,
         nfm=NoisyFeatureMixup(**recipe.nfm.model_dump()) if recipe.nfm else None,
         diffaug=diffaug,
-        augmix_views=PerSample(make_policy("augmix")) if recipe.augmix_jsd else None,
+        augmix_views=make_policy("augmix") if recipe.augmix_jsd else None,
     )
 
 

@@ -2,7 +2,7 @@
 a checkpoint every epoch and exact resume.
 
 Randomness is drawn from a generator seeded per epoch (and torch's global generator, which
-torchvision policies use, is seeded the same way), so a run resumed from the checkpoint of
+torchvision's MixUp / CutMix and dropout use, is seeded the same way), so a run resumed from the checkpoint of
 epoch k repeats epochs k+1.. exactly as an uninterrupted run would on CPU.
 """
 
