@@ -52,7 +52,7 @@ def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = T
         nesterov=cfg.train.nesterov, weight_decay=cfg.train.weight_decay, warmup_epochs=cfg.train.warmup_epochs,
         seed=cfg.seed, precision=cfg.train.precision, schedule=cfg.train.schedule,
         milestones=tuple(cfg.train.milestones), lr_decay=cfg.train.lr_decay, schedule_unit=cfg.train.schedule_unit,
-        drop_last=cfg.train.drop_last,
+        drop_last=cfg.train.drop_last, compile=cfg.train.compile,
     )
     # with AugMix's JSD loss, AugMix makes the extra views (BatchRecipe.augmix_views), not the clean rows
     augment = compose([a for a in recipe.augment if not (recipe.augmix_jsd and a == "augmix")],
