@@ -22,7 +22,7 @@ def _images() -> torch.Tensor:
     """Noise, smooth images (real histograms and edges for equalize / sharpness) and a constant one
     (autocontrast's and equalize's degenerate case)."""
     g = torch.Generator().manual_seed(0)
-    noise = torch.randint(0, 256, (6, 3, H, W), dtype=torch.uint8, generator=g)
+    noise = torch.randint(0, 256, (3, 3, H, W), dtype=torch.uint8, generator=g)
     smooth = torch.nn.functional.avg_pool2d(noise.float(), 7, 1, 3).mul(1.6).sub(60).clamp(0, 255).to(torch.uint8)
     return torch.cat([noise, smooth, torch.full((1, 3, H, W), 77, dtype=torch.uint8)])
 
