@@ -1,6 +1,6 @@
 """Training-time augmentations that act on whole batches of device tensors.
 
-Per-image steps on uint8 (`compose`: flip, crop, rotate, TrivialAugment, RandAugment,
+Per-sample steps on uint8 (`compose`: flip, crop, rotate, TrivialAugment, RandAugment,
 AutoAugment, AugMix) and batch-level steps on normalised floats (`BatchRecipe`: soft crop or mixup / cutmix, then
 `Mollification`; `NoisyFeatureMixup` inside the network; `DiffAug` beside the clean batch).
 """
