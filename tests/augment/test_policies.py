@@ -88,13 +88,13 @@ def test_augmix_equals_its_draws_replayed_with_torchvision():
     out = ours(x, torch.Generator().manual_seed(5))
     g = torch.Generator().manual_seed(5)
     keep, weights = ours.weights(len(x), g, x.device)
-    chains = [ours.chain(len(x), H, W, g, x.device) for _ in range(ours.width)]
+    rounds = ours.chain(len(x) * ours.width, H, W, g, x.device)  # chain c of image i: row c * len(x) + i
     for i, image in enumerate(x):
         mix = keep[i] * image
-        for c, rounds in enumerate(chains):
+        for c in range(ours.width):
             aug = image
             for ops, magnitudes in rounds:
-                aug = _tv_op(tv, aug, ops[i], magnitudes[i])
+                aug = _tv_op(tv, aug, ops[c * len(x) + i], magnitudes[c * len(x) + i])
             mix.add_(weights[i, c] * aug)
         assert torch.equal(out[i], mix.to(torch.uint8)), i
 

@@ -274,7 +274,7 @@ class AugMix(_Policy):
         return m[:, 0], chains * m[:, 1:]
 
     def chain(self, b, h, w, g, device) -> list[Round]:
-        """One chain: depth rounds, a sample's later rounds empty when its drawn depth is shorter."""
+        """b chains: up to 3 rounds, a chain's later rounds empty when its drawn depth is shorter."""
         depth = (torch.full((b,), self.depth, device=device) if self.depth > 0
                  else torch.randint(1, 4, (b,), generator=g, device=device)).tolist()
         rounds = []
@@ -287,12 +287,13 @@ class AugMix(_Policy):
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         b, h, w = x.shape[0], *x.shape[-2:]
         keep, chains = self.weights(b, g, x.device)
+        # all chains as one batch (chain c of sample i is row c * b + i): each op runs once per round
+        aug = x.repeat(self.width, 1, 1, 1)
+        for ops, magnitudes in self.chain(b * self.width, h, w, g, x.device):
+            aug = apply_round(aug, ops, magnitudes, self.interpolation)
         mix = keep.view(-1, 1, 1, 1) * x
-        for i in range(self.width):
-            aug = x
-            for ops, magnitudes in self.chain(b, h, w, g, x.device):
-                aug = apply_round(aug, ops, magnitudes, self.interpolation)
-            mix.add_(chains[:, i].view(-1, 1, 1, 1) * aug)
+        for i, chain in enumerate(aug.split(b)):
+            mix.add_(chains[:, i].view(-1, 1, 1, 1) * chain)
         return mix.to(x.dtype)
 
 
