@@ -20,8 +20,9 @@ def sync(device: torch.device) -> None:
 
 
 def median_step_times(net: nn.Module, recipes: dict[str, BatchRecipe], images: torch.Tensor, labels: torch.Tensor,
-                      normalize: Normalize, steps: int) -> dict[str, float]:
-    """Seconds per step (normalise -> targets -> forward -> loss -> backward -> update), per recipe."""
+                      normalize: Normalize, steps: int, warmup: int = 1) -> dict[str, float]:
+    """Seconds per step (normalise -> targets -> forward -> loss -> backward -> update), per recipe,
+    after `warmup` untimed steps of each."""
     device = images.device
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     g = torch.Generator(device=device).manual_seed(0)
@@ -39,8 +40,9 @@ def median_step_times(net: nn.Module, recipes: dict[str, BatchRecipe], images: t
         sync(device)
         return time.perf_counter() - start
 
-    for recipe in recipes.values():  # warm-up
-        step(recipe)
+    for _ in range(warmup):
+        for recipe in recipes.values():
+            step(recipe)
     times: dict[str, list[float]] = {name: [] for name in recipes}
     for _ in range(steps):
         for name, recipe in recipes.items():

@@ -141,3 +141,41 @@ def test_same_seed_same_weights(workdir):
     paths.checkpoint_file("demo", "baseline").unlink()
     train_method(cfg, "demo", "baseline", show_progress=False)
     assert all(torch.equal(first[k], v) for k, v in _weights().items())
+
+
+def _cxx_compiler() -> str | None:
+    """The C++ compiler torch.compile's CPU backend (Inductor) builds its kernels with."""
+    from torch._inductor import cpp_builder
+
+    try:
+        return cpp_builder.get_cpp_compiler()
+    except Exception:  # Inductor raises when it finds none
+        return None
+
+
+@pytest.mark.skipif(_cxx_compiler() is None, reason="torch.compile on CPU needs a C++ compiler (none found)")
+def test_compiled_training_trains_like_eager():
+    """train.compile: the compiled network trains on CPU (graphs compiled) to the eager run's weights,
+    up to the float reassociation a fused kernel may do."""
+    import torch._dynamo
+
+    def run(compile: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                                    torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 10))
+        initial = model[5].weight.detach().clone()
+        settings = TrainSettings(epochs=2, batch_size=8, lr=0.05, momentum=0.9, nesterov=False, weight_decay=5e-4,
+                                 warmup_epochs=0, seed=0, compile=compile)
+        images = torch.randint(0, 256, (32, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+        train(model, images, torch.arange(32) % 10, lambda x, g: x, Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")),
+              BatchRecipe(10), soft_cross_entropy, settings, show_progress=False)
+        return initial, model.state_dict()
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    (initial, eager), (_, compiled) = run(False), run(True)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
+    assert list(compiled) == list(eager)  # plain keys: the checkpoint of a compiled run loads anywhere
+    assert (eager["5.weight"] - initial).abs().max() > 1e-3  # it did train
+    for key in eager:
+        assert torch.allclose(compiled[key].float(), eager[key].float(), atol=1e-4, rtol=1e-4), key

@@ -83,6 +83,8 @@ class TrainConfig(Section):
     rotation_degrees: float = Field(15.0, ge=0, le=180)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     channels_last: bool = True
+    compile: bool = Field(False, description="torch.compile the network for training (a one-off compile cost; "
+                          "on CPU it needs a C compiler)")
 
     @field_validator("model")
     @classmethod

@@ -17,9 +17,8 @@ import torch
 import torch.nn as nn
 
 from mollify import paths
-from mollify.augment import (BatchRecipe, DiffAug, Mollification, NoisyFeatureMixup, NormalizedDiffAug, PerSample,
-                             SoftAugmentation, compose, ensemble_timesteps)
-from mollify.augment.base import make_policy
+from mollify.augment import (BatchRecipe, DiffAug, Mollification, NoisyFeatureMixup, NormalizedDiffAug,
+                             SoftAugmentation, compose, ensemble_timesteps, make_policy)
 from mollify.config import MethodConfig, Params
 from mollify.data import DatasetMeta, load_meta, load_split
 from mollify.device import Normalize, resolve_device
@@ -58,7 +57,7 @@ def train_method(cfg: Params, dataset: str, method: str, seed: int = 0, show_pro
         nesterov=cfg.train.nesterov, weight_decay=cfg.train.weight_decay, warmup_epochs=cfg.train.warmup_epochs,
         seed=seed, precision=cfg.train.precision, schedule=cfg.train.schedule,
         milestones=tuple(cfg.train.milestones), lr_decay=cfg.train.lr_decay, schedule_unit=cfg.train.schedule_unit,
-        drop_last=cfg.train.drop_last,
+        drop_last=cfg.train.drop_last, compile=cfg.train.compile,
     )
     # with AugMix's JSD loss, AugMix makes the extra views (BatchRecipe.augmix_views), not the clean rows
     augment = compose([a for a in recipe.augment if not (recipe.augmix_jsd and a == "augmix")],
@@ -115,7 +114,7 @@ def build_recipe(recipe: MethodConfig, num_classes: int, diffaug: NormalizedDiff
         softaug=SoftAugmentation(num_classes, **recipe.softaug.model_dump()) if recipe.softaug else None,
         nfm=NoisyFeatureMixup(**recipe.nfm.model_dump()) if recipe.nfm else None,
         diffaug=diffaug,
-        augmix_views=PerSample(make_policy("augmix")) if recipe.augmix_jsd else None,
+        augmix_views=make_policy("augmix") if recipe.augmix_jsd else None,
     )
 
 

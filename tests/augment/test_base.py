@@ -2,8 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mollify.augment import PerSample, compose, random_crop, random_flip, random_rotation
-from mollify.augment.base import POLICIES, make_policy
+from mollify.augment import compose, random_crop, random_flip, random_rotation
 
 
 def _batch(n: int = 64) -> torch.Tensor:
@@ -40,21 +39,10 @@ def test_rotation_zero_is_identity_and_rotation_keeps_the_centre():
     assert out.dtype == torch.uint8 and bool((out[:, :, 0, 0] == 0).any())  # zero fill at corners
 
 
-@pytest.mark.parametrize("policy", POLICIES)
-def test_policy_is_drawn_per_sample(policy):
-    """One image repeated: a per-batch draw would give identical outputs; ours differ."""
-    x = _batch(1).expand(32, -1, -1, -1).contiguous()
-    torch.manual_seed(0)
-    out = PerSample(make_policy(policy))(x, torch.Generator())
-    distinct = {tuple(o.flatten()[:200].tolist()) for o in out}
-    assert len(distinct) > 8
-
-
 @pytest.mark.parametrize("names", [["flip", "crop"], ["flip", "crop", "rotate"], ["flip", "crop", "trivaug"], ["augmix"], []])
 def test_compose_is_deterministic_for_a_seed(names):
     augment = compose(names)
     outs = []
     for _ in range(2):
-        torch.manual_seed(0)
         outs.append(augment(_batch(), torch.Generator().manual_seed(0)))
     assert torch.equal(*outs) and outs[0].shape == (64, 3, 32, 32) and outs[0].dtype == torch.uint8

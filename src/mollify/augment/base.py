@@ -1,5 +1,6 @@
 """Base image augmentations on batched uint8 device tensors, drawn independently per sample.
 
+The policies (TrivialAugment, RandAugment, AutoAugment, AugMix) are in `mollify.augment.policies`.
 `fcr` of the mollification paper = horizontal flip + random crop (zero padding 4) + random
 rotation (15 degrees, nearest, zero fill), i.e. torchvision's RandomHorizontalFlip, RandomCrop and
 RandomRotation, here done for a whole batch with one tensor op each.
@@ -54,32 +55,16 @@ def random_rotation(x: torch.Tensor, degrees: float, g: torch.Generator) -> torc
     return F.grid_sample(x.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False).to(x.dtype)
 
 
-class PerSample:
-    """Apply a torchvision v2 transform to each image of a batch separately.
-
-    On a batch tensor, v2 policies (TrivialAugmentWide, RandAugment, ...) draw ONE op for the whole
-    batch; the reference methods draw per image, so this applies the policy image by image (on the
-    device, from torch's global generator, which the training loop seeds per epoch).
-    """
-
-    def __init__(self, transform: Callable[[torch.Tensor], torch.Tensor]):
-        self.transform = transform
-
-    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        return torch.stack([self.transform(image) for image in x])
-
-
 POLICIES = ("trivaug", "randaug", "autoaug", "augmix")
 
 
-def make_policy(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """torchvision's TrivialAugmentWide, RandAugment, AutoAugment (ImageNet policy) or AugMix
-    (the transform; its JSD loss is the recipe option `augmix_jsd`, BatchRecipe.augmix_views),
-    with torchvision's defaults as in the paper."""
-    from torchvision.transforms import v2  # imported on use: torchvision adds seconds to every stage's start
+def make_policy(name: str) -> Augmentation:
+    """TrivialAugmentWide, RandAugment, AutoAugment (ImageNet policy) or AugMix with torchvision's
+    defaults as in the paper, drawn per sample on the whole batch (`mollify.augment.policies`); AugMix's
+    JSD loss is the recipe option `augmix_jsd` (BatchRecipe.augmix_views)."""
+    from mollify.augment import policies  # imported on use: torchvision adds seconds to every stage's start
 
-    factories = {"trivaug": v2.TrivialAugmentWide, "randaug": v2.RandAugment, "autoaug": v2.AutoAugment, "augmix": v2.AugMix}
-    return factories[name]()
+    return policies.POLICIES[name]()
 
 
 def compose(names: list[str], crop_padding: int = 4, rotation_degrees: float = 15.0) -> Augmentation:
@@ -93,7 +78,7 @@ def compose(names: list[str], crop_padding: int = 4, rotation_degrees: float = 1
         steps.append(lambda x, g: random_crop(x, crop_padding, g))
     if "rotate" in names:
         steps.append(lambda x, g: random_rotation(x, rotation_degrees, g))
-    steps += [PerSample(make_policy(name)) for name in POLICIES if name in names]
+    steps += [make_policy(name) for name in POLICIES if name in names]
 
     def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         for step in steps:

@@ -40,7 +40,7 @@ class BatchRecipe:
     softaug: SoftAugmentation | None = None
     nfm: NoisyFeatureMixup | None = None
     diffaug: NormalizedDiffAug | None = None
-    augmix_views: Augmentation | None = None  # per-image AugMix on uint8: its JSD loss is on
+    augmix_views: Augmentation | None = None  # AugMix drawn per sample on uint8: its JSD loss is on
 
     def __post_init__(self) -> None:
         self._mix = None
