@@ -21,7 +21,8 @@ def main(
 ) -> None:
     """Write metrics/<dataset>/<method>.json and plots/methods/<dataset>/<method>/*.csv."""
     cfg = load_params(params)
-    check_writable(paths.metrics_file(dataset, method), folders=[paths.method_plots_dir(dataset, method)])
+    check_writable(paths.metrics_file(dataset, method), paths.evals_metrics_file(dataset, method),
+                   folders=[paths.method_plots_dir(dataset, method), paths.evals_dir(dataset, method)])
     summary = evaluate_method(cfg, dataset, method)
     corrupted = summary.get("corrupted", {})
     typer.echo(f"{dataset}/{method}: clean err {summary['clean']['err']:.4f}, corrupted err {corrupted.get('err', float('nan')):.4f}")

@@ -8,6 +8,7 @@ from mollify import paths
 from mollify.config import parse_params
 from mollify.corruptions import corrupt
 from mollify.data import load_split, prepare_dataset
+from mollify.data.ood import prepare_ood
 from mollify.experiment import evaluate_method, train_method
 from mollify.diffusion import make_unet, save_pipeline
 from mollify.io import save_json, save_npy
@@ -30,6 +31,7 @@ def prepared(workdir):
     save_npy(paths.corrupted_dir("demo") / "labels.npy", y)
     save_json(paths.corrupted_dir("demo") / "source.json", {"source": "generated", "seed": 0, "images": len(y)})
     save_pipeline(make_unet("demo", 32), paths.diffusion_dir("demo"))  # untrained: DiffAug and DE only need to run
+    prepare_ood("demo", paths.ood_dir("demo"), enabled=True, download_dir=workdir, demo_size=24)
     return cfg
 
 

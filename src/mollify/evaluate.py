@@ -120,3 +120,30 @@ def headline(summary: dict[str, Any], seeds: int = 1) -> dict[str, Any]:
     corrupted = summary.get("corrupted", {})
     return {**{k: summary["clean"][k] for k in SUMMARY_KEYS}, "mce": corrupted.get("mce"),
             **{f"c_{k}": corrupted.get(k) for k in ("nll", "ece")}, "seeds": seeds}
+
+
+def perturbation_sweep(probs_of: Callable[[Transform | None], torch.Tensor], labels: np.ndarray, levels: list[float],
+                       perturb: Callable[..., Any], metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]],
+                       seed: int, device: torch.device, visible: bool = False) -> list[dict[str, Any]]:
+    """Metrics of the predictions `probs_of(transform)` under `perturb(x01, level, generator)` at each
+    level (mollify.robustness; one noise stream per level, continued over the batches). Level 0 is
+    the clean evaluation itself (no transform). With `visible`, `perturb` returns the images and
+    each one's visible fraction (occlusion, crop), and each row holds their mean as `visible`."""
+    target = torch.from_numpy(np.asarray(labels))
+    rows = []
+    for index, level in enumerate(levels):
+        g = seeded_generator(seed, index, device)
+        fractions: list[torch.Tensor] = []
+
+        def transform(x: torch.Tensor, level: float = level, g: torch.Generator = g) -> torch.Tensor:
+            if not visible:
+                return perturb(x, level, g)
+            out, fraction = perturb(x, level, g)
+            fractions.append(fraction.double().cpu())
+            return out
+
+        row = {"level": level, **metrics(probs_of(transform if level > 0 else None), target)}
+        if visible:
+            row["visible"] = float(torch.cat(fractions).mean()) if fractions else 1.0
+        rows.append(row)
+    return rows

@@ -72,6 +72,22 @@ def method_plots_dir(dataset: str, method: str) -> Path:
     return PLOTS / "methods" / dataset / method
 
 
+def evals_dir(dataset: str, method: str) -> Path:
+    """The plot data of the comparison papers' other evaluations (occlusion, crop, noise sweeps,
+    OOD ROC curves, certified accuracy): one CSV per evaluation switched on."""
+    return method_plots_dir(dataset, method) / "evals"
+
+
+def evals_metrics_file(dataset: str, method: str) -> Path:
+    """Their headline numbers as DVC metrics (apart from the flat headline of `metrics_file`)."""
+    return METRICS / dataset / "evals" / f"{method}.json"
+
+
+def ood_dir(dataset: str) -> Path:
+    """The out-of-distribution test sets of `dataset` (stage `ood`): <name>.npy and sets.json."""
+    return DATA / dataset / "ood"
+
+
 def train_log_dir(dataset: str, method: str) -> Path:
     """DVCLive's directory of the training run: metrics.json (the last epoch), plots/metrics/*.tsv."""
     return method_plots_dir(dataset, method) / "train"
