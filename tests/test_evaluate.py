@@ -17,3 +17,46 @@ def test_headline_without_standard_corruptions_has_nulls():
     summary = {"clean": {"err": 0.25, "nll": 0.7, "ece": 0.05}, "corrupted_extra": {"err": 0.5, "nll": 2.0, "ece": 0.1}}
     assert headline(summary, seeds=3) == {"err": 0.25, "nll": 0.7, "ece": 0.05, "mce": None, "c_nll": None,
                                           "c_ece": None, "seeds": 3}
+
+
+def _model_predict():
+    """An untrained demo network and its softmax on uint8 images (with a per-batch transform)."""
+    import torch
+
+    from mollify.device import Normalize
+    from mollify.evaluate import predict_probs
+    from mollify.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("small_resnet", 10)
+    normalize = Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25), torch.device("cpu"))
+    return lambda images, transform=None: predict_probs(model, images, normalize, torch.device("cpu"), 16, "fp32", 1, transform)
+
+
+def test_sweeps_at_level_zero_are_the_clean_evaluation():
+    """The occlusion sweep at full visibility and the noise sweeps at strength 0 give the clean
+    evaluation's metrics exactly; a positive level changes the predictions."""
+    import torch
+
+    from mollify.evaluate import perturbation_sweep
+    from mollify.metrics import classification_metrics
+    from mollify.robustness import cutout, salt_and_pepper, white_noise
+
+    predict = _model_predict()
+    images, labels = synthetic_images()
+    clean = classification_metrics(predict(images), torch.from_numpy(labels))
+    cases = [(lambda z, level, g: cutout(z, int(level), g), 16, True),
+             (lambda z, level, g: white_noise(z, level, (0.25,) * 3, g), 0.3, False), (salt_and_pepper, 0.3, False)]
+    for perturb, level, visible in cases:
+        rows = perturbation_sweep(lambda transform: predict(images, transform), labels, [0, level], perturb,
+                                  classification_metrics, 0, torch.device("cpu"), visible)
+        assert {k: v for k, v in rows[0].items() if k not in ("level", "visible")} == clean
+        assert rows[1]["nll"] != clean["nll"]
+        if visible:  # a 16-px hole covers at most a quarter of 32 x 32 (less where it is clipped)
+            assert rows[0]["visible"] == 1.0 and 0.75 <= rows[1]["visible"] < 0.85
+
+
+def synthetic_images():
+    from mollify.data.synthetic import generate
+
+    return generate(40, seed=0)
