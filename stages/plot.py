@@ -10,7 +10,7 @@ from mollify.config import MollifyConfig, Params, load_params
 from mollify.data import load_meta, load_split
 from mollify.io import check_writable, load_csv, load_json, save_csv, save_text
 from mollify.plots import (
-    ENSEMBLE, corruption_errors, entropy_vs_t, error_vs_severity, mce_ratio, mce_ratio_bars, mollification_examples,
+    ENSEMBLE, corruption_errors, curves, entropy_vs_t, error_vs_severity, mce_ratio, mce_ratio_bars, mollification_examples,
     nonempty_bins, reliability_diagram, results_table,
 )
 from mollify.published import beside_published, load_published, published_table
@@ -38,6 +38,54 @@ def _mollification_figure(cfg: Params, path: Path) -> None:
     mollification_examples(x[0], meta.mean, meta.std, meta.num_classes, settings.npow, settings.bpow, path)
 
 
+def _other_evaluations(cfg: Params) -> dict[str, list[dict[str, object]]]:
+    """The other evaluations' plot data of every (dataset, method) that has them, in long format
+    with an `evaluation` column (the dashes of the lines_by_method template): occlusion and crop,
+    the two noise sweeps, the OOD ROC curves (set and default / DiffAug Ensemble), certified
+    accuracy (each sigma, and the best sigma per radius)."""
+    evals: dict[str, list[dict[str, object]]] = {}
+    for dataset in cfg.datasets:
+        for method in cfg.all_methods:
+            source = paths.evals_dir(dataset, method)
+            for name, combined in _COMBINED.items():
+                if (source / f"{name}.csv").is_file():
+                    rows = [{"dataset": dataset, "method": method, **_numbers(r)} for r in load_csv(source / f"{name}.csv")]
+                    evals.setdefault(combined, []).extend({**r, "evaluation": _evaluation(name, r)} for r in rows)
+    return evals
+
+
+# each evaluation's CSV -> the comparison CSV it joins
+_COMBINED = {"occlusion": "occlusion", "crop": "occlusion", "white_noise": "noise", "salt_pepper": "noise",
+             "ood_roc": "ood_roc", "certified": "certified"}
+
+
+def _evaluation(name: str, row: dict[str, object]) -> str:
+    if name == "ood_roc":
+        return f"{row['ood_set']}: {row['evaluation']}"
+    if name == "certified":
+        return "best sigma" if row["sigma"] == "best" else f"sigma {row['sigma']}"
+    return name
+
+
+def _other_figures(evals: dict[str, list[dict[str, object]]], figures: Path) -> None:
+    """The figures in the style of each paper (drawn for the evaluations that ran)."""
+    if "occlusion" in evals:  # Soft Augmentation: accuracy and ECE against the visible fraction
+        curves(evals["occlusion"], ("dataset", "evaluation"), "visible", "acc", figures / "occlusion_accuracy.png",
+               "visible fraction of the image", "accuracy (%)", percent=True)
+        curves(evals["occlusion"], ("dataset", "evaluation"), "visible", "ece", figures / "occlusion_ece.png",
+               "visible fraction of the image", "ECE (%)", percent=True)
+    if "noise" in evals:  # NFM: accuracy against noise strength
+        curves(evals["noise"], ("dataset", "evaluation"), "level", "acc", figures / "noise_accuracy.png",
+               "noise level (white: sigma on the standardised image; salt & pepper: amount)", "accuracy (%)", percent=True)
+    if "ood_roc" in evals:  # DiffAug: ROC curves (MSP), default and DiffAug Ensemble
+        curves(evals["ood_roc"], ("dataset", "ood_set"), "fpr", "tpr", figures / "ood_roc.png",
+               "false-positive rate (in-distribution flagged)", "true-positive rate (OOD flagged)", variant="evaluation",
+               diagonal=True)
+    if "certified" in evals:  # DiffAug / Carlini et al.: certified accuracy against radius, best sigma per radius
+        curves(evals["certified"], ("dataset",), "radius", "certified_acc", figures / "certified_accuracy.png",
+               "l2 radius", "certified accuracy (%)", variant="evaluation", percent=True)
+
+
 @app.command()
 def main(params: Path = PARAMS) -> None:
     """Write plots/compare/*.csv (all datasets x methods, for the top-level `plots:` of dvc.yaml),
@@ -59,6 +107,10 @@ def main(params: Path = PARAMS) -> None:
                 rows = [r for r in table if r["corruption"] == name]
                 corruption.append({**key, "corruption": name, "err": sum(r["err"] for r in rows) / len(rows)})
             summaries[(dataset, method)] = load_json(paths.summary_file(dataset, method))
+    evals = _other_evaluations(cfg)
+    for name, rows in evals.items():
+        save_csv(paths.compare_dir() / f"{name}.csv", rows)
+    _other_figures(evals, paths.figures_dir())
     save_csv(paths.compare_dir() / "error_vs_severity.csv", severity)
     save_csv(paths.compare_dir() / "corruption_error.csv", corruption)
     save_csv(paths.compare_dir() / "reliability.csv", reliability)

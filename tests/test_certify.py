@@ -50,15 +50,17 @@ def test_certify_a_constant_classifier():
     assert acc == pytest.approx([2 / 3, 2 / 3, 0.0])
 
 
-def test_class_counts_cover_every_draw_in_batches():
+def test_class_counts_cover_every_draw_of_every_image_in_batches():
     calls = []
 
-    def classify(batch):
+    def classify(batch):  # class = the image's first pixel (its index here)
         calls.append(len(batch))
-        return torch.arange(len(batch)) % 3
+        return batch[:, 0, 0, 0].long()
 
-    counts = class_counts(classify, torch.zeros(3, 2, 2), 10, 3, 4)
-    assert calls == [4, 4, 2] and counts.tolist() == [5, 3, 2]  # 0 1 2 0 | 0 1 2 0 | 0 1
+    images = torch.arange(3).float().view(3, 1, 1, 1).expand(3, 2, 2, 2)
+    counts = class_counts(classify, images, 10, 4, 7)
+    assert calls == [7, 7, 7, 7, 2]  # 30 copies
+    assert counts.tolist() == [[10, 0, 0, 0], [0, 10, 0, 0], [0, 0, 10, 0]]
 
 
 @pytest.mark.parametrize("sigma", [0.25, 0.5, 1.0])

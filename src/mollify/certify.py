@@ -49,22 +49,27 @@ def certify_counts(selection: torch.Tensor, estimation: torch.Tensor, sigma: flo
     return (ABSTAIN, 0.0) if p_a < 0.5 else (top, certified_radius(p_a, sigma))
 
 
-def class_counts(classify: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, num: int, num_classes: int,
+def class_counts(classify: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, num: int, num_classes: int,
                  batch_size: int) -> torch.Tensor:
-    """Counts of the classes that `classify` (a batch of images -> predicted classes, drawing its
-    own noise) gives on `num` copies of one image x (C, H, W)."""
-    counts = torch.zeros(num_classes, dtype=torch.long)
-    for start in range(0, num, batch_size):
-        copies = x[None].expand(min(batch_size, num - start), *x.shape)
-        counts += torch.bincount(classify(copies).cpu(), minlength=num_classes)
-    return counts
+    """(B, K) counts of the classes that `classify` (a batch of images -> predicted classes, drawing
+    its own noise) gives on `num` copies of each image (B, C, H, W); the copies of all images are
+    classified together in batches of `batch_size` (few, large passes of the diffusion model)."""
+    owner = torch.arange(len(images)).repeat_interleave(num)
+    counts = torch.zeros(len(images) * num_classes, dtype=torch.long)
+    for start in range(0, len(owner), batch_size):
+        part = owner[start : start + batch_size]
+        counts += torch.bincount(part * num_classes + classify(images[part.to(images.device)]).cpu(),
+                                 minlength=len(counts))
+    return counts.view(len(images), num_classes)
 
 
 def certify(classify: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, num_classes: int, sigma: float,
             n0: int, n: int, alpha: float, batch_size: int) -> list[tuple[int, float]]:
-    """CERTIFY on each image: (class or ABSTAIN, radius)."""
-    return [certify_counts(class_counts(classify, x, n0, num_classes, batch_size),
-                           class_counts(classify, x, n, num_classes, batch_size), sigma, alpha) for x in images]
+    """CERTIFY on each image: (class or ABSTAIN, radius); the N0 selection draws of all images
+    first, then their N estimation draws (Cohen et al. draw image by image: the same distribution)."""
+    selection = class_counts(classify, images, n0, num_classes, batch_size)
+    estimation = class_counts(classify, images, n, num_classes, batch_size)
+    return [certify_counts(s, e, sigma, alpha) for s, e in zip(selection, estimation)]
 
 
 def certified_accuracy(predictions: list[tuple[int, float]], labels: torch.Tensor, radii: list[float]) -> list[float]:
