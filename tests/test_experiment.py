@@ -72,3 +72,18 @@ def test_paper_settings_train_and_evaluate_with_jsd_diffaug_and_batch_mean_ece(p
     blocks = [summary["clean"], summary["corrupted"], *summary["corrupted"]["by_severity"].values(),
               *summary["corrupted"]["by_group"].values(), summary["diffaug_ensemble"]["ensemble"]["clean"]]
     assert all(0 <= block["ece_batch_mean"] <= 1 for block in blocks)
+
+
+def test_deep_ensemble_of_one_model_is_the_model(prepared):
+    """The ensemble of one model has the model's clean metrics; of a model and its copy, the same."""
+    import shutil
+
+    from mollify.experiment import deep_ensemble
+
+    train_method(prepared, "demo", "baseline", show_progress=False)
+    clean = evaluate_method(prepared, "demo", "baseline")["clean"]
+    copy = paths.model_file("demo", "baseline").with_name("copy.pt")
+    shutil.copy(paths.model_file("demo", "baseline"), copy)
+    curve = deep_ensemble(prepared, "demo", [paths.model_file("demo", "baseline"), copy])
+    assert [row.pop("size") for row in curve] == [1, 2]
+    assert curve[0] == clean and curve[1] == clean

@@ -257,6 +257,8 @@ class EvaluateConfig(Section):
                                      description="NFM: salt-and-pepper amount")
     ood: OODConfig = OODConfig()
     certify: CertifyConfig = CertifyConfig()
+    deep_ensemble: bool = Field(False, description="spatial smoothing's deep ensembles: clean metrics of the ensemble of "
+                                "the first k training seeds' models, k = 1 .. len(seeds)")
 
     @field_validator("salt_pepper")
     @classmethod

@@ -23,6 +23,7 @@ from mollify.data import DatasetMeta, load_meta, load_split
 from mollify.certify import certified_accuracy, certify, sigma_to_timestep
 from mollify.data.ood import load_ood
 from mollify.device import Normalize, resolve_device, seeded_generator, stream_seed
+from mollify.ensemble import ensemble_size_curve
 from mollify.errors import MollifyError
 from mollify.diffusion import (NUM_TIMESTEPS, DiffusionSettings, denoising_mse, linear_alphas_cumprod, load_unet,
                                make_unet, save_pipeline, train_diffusion)
@@ -146,7 +147,10 @@ def _code_fingerprint() -> str:
 
 
 def load_model(dataset: str, method: str, device: torch.device) -> nn.Module:
-    path = paths.model_file(dataset, method)
+    return load_model_file(paths.model_file(dataset, method), device)
+
+
+def load_model_file(path: Path, device: torch.device) -> nn.Module:
     state = load_torch(path)
     try:
         model = create_model(state["model"], state["num_classes"], **state.get("options", {}))
@@ -260,6 +264,24 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
         for b in range(bins)
     ])
     return summary
+
+
+def deep_ensemble(cfg: Params, dataset: str, model_files: list[Path]) -> list[dict[str, Any]]:
+    """Deep ensembles of the models of one recipe that differ only by seed (the spatial-smoothing
+    paper's comparison): clean-test metrics of the ensemble of the first k models, k = 1 .. M, each
+    member's softmax averaged over `evaluate.mc_samples` passes where it has MC dropout."""
+    device = resolve_device(cfg.device)
+    meta = load_meta(paths.clean_dir(dataset))
+    normalize = Normalize(meta.mean, meta.std, device, cfg.train.channels_last)
+    x, y = load_split(paths.clean_dir(dataset), "test", meta.num_classes)
+    torch.manual_seed(cfg.seed)
+    members = []
+    for path in model_files:
+        model = load_model_file(path, device)
+        samples = cfg.evaluate.mc_samples if is_stochastic(model) else 1
+        members.append(predict_probs(model, x, normalize, device, cfg.evaluate.batch_size, cfg.train.precision, samples))
+    return ensemble_size_curve([p[:, : meta.num_classes] for p in members], torch.from_numpy(y),
+                               lambda probs, labels: classification_metrics(probs, labels, cfg.evaluate.ece_bins))
 
 
 # noise streams of the evaluations apart from each other (and from the DiffAug-Ensemble members, seeded by t < 1000)
