@@ -8,10 +8,11 @@ from mollify import paths
 from mollify.cli import PARAMS, run
 from mollify.config import MollifyConfig, Params, load_params
 from mollify.data import load_meta, load_split
+from mollify.evaluate import summary_keys
 from mollify.io import check_writable, load_csv, load_json, save_csv, save_text
 from mollify.plots import (
     ENSEMBLE, corruption_errors, curves, entropy_vs_t, error_vs_severity, mce_ratio, mce_ratio_bars, mollification_examples,
-    nonempty_bins, reliability_diagram, results_table,
+    nonempty_bins, over_seeds, reliability_diagram, results_table,
 )
 from mollify.published import beside_published, load_published, published_table
 
@@ -28,6 +29,13 @@ def _numbers(row: dict[str, str]) -> dict[str, object]:
     return out
 
 
+def _by_corruption(rows: list[dict[str, str]]) -> dict[str, list[dict[str, object]]]:
+    table: dict[str, list[dict[str, object]]] = {}
+    for row in rows:
+        table.setdefault(row["corruption"], []).append(_numbers(row))
+    return table
+
+
 def _mollification_figure(cfg: Params, path: Path) -> None:
     """Mollified versions of the first test image of the first dataset, with the label powers of
     the first mollifying recipe in `methods` (the paper's defaults if none)."""
@@ -39,24 +47,38 @@ def _mollification_figure(cfg: Params, path: Path) -> None:
 
 
 def _other_evaluations(cfg: Params) -> dict[str, list[dict[str, object]]]:
-    """The other evaluations' plot data of every (dataset, method) that has them, in long format
-    with an `evaluation` column (the dashes of the lines_by_method template): occlusion and crop,
-    the two noise sweeps, the OOD ROC curves (set and default / DiffAug Ensemble), certified
-    accuracy (each sigma, and the best sigma per radius)."""
+    """The other evaluations' plot data of every (dataset, method) that has them, mean and std over
+    seeds, in long format with an `evaluation` column (the dashes of the lines_by_method template):
+    occlusion and crop, the two noise sweeps, the OOD ROC curves (set and default / DiffAug
+    Ensemble), certified accuracy (each sigma, and the best sigma per radius)."""
     evals: dict[str, list[dict[str, object]]] = {}
     for dataset in cfg.datasets:
         for method in cfg.all_methods:
-            source = paths.evals_dir(dataset, method)
-            for name, combined in _COMBINED.items():
-                if (source / f"{name}.csv").is_file():
-                    rows = [{"dataset": dataset, "method": method, **_numbers(r)} for r in load_csv(source / f"{name}.csv")]
-                    evals.setdefault(combined, []).extend({**r, "evaluation": _evaluation(name, r)} for r in rows)
+            for name, (combined, by, values) in _COMBINED.items():
+                files = [paths.evals_dir(dataset, method, seed) / f"{name}.csv" for seed in cfg.seeds]
+                if all(f.is_file() for f in files):
+                    rows = over_seeds([_numbers(r) for f in files for r in load_csv(f)], by, values)
+                    evals.setdefault(combined, []).extend(
+                        {"dataset": dataset, "method": method, "evaluation": _evaluation(name, r), **r} for r in rows)
     return evals
 
 
-# each evaluation's CSV -> the comparison CSV it joins
-_COMBINED = {"occlusion": "occlusion", "crop": "occlusion", "white_noise": "noise", "salt_pepper": "noise",
-             "ood_roc": "ood_roc", "certified": "certified"}
+# each evaluation's CSV -> the comparison CSV it joins, the columns that identify a point, its values
+_COMBINED = {
+    "occlusion": ("occlusion", ("level",), ("visible", "acc", "nll", "ece")),
+    "crop": ("occlusion", ("level",), ("visible", "acc", "nll", "ece")),
+    "white_noise": ("noise", ("level",), ("acc", "nll", "ece")),
+    "salt_pepper": ("noise", ("level",), ("acc", "nll", "ece")),
+    "ood_roc": ("ood_roc", ("ood_set", "evaluation", "fpr"), ("tpr",)),
+    "certified": ("certified", ("sigma", "radius"), ("certified_acc",)),
+}
+
+
+def _deep_ensembles(summaries: dict[tuple[str, str], dict]) -> dict[str, list[dict[str, object]]]:
+    """Clean accuracy / NLL / ECE against ensemble size (summarize's `deep_ensemble`), where computed."""
+    rows = [{"dataset": dataset, "method": method, "size": int(size), **{k: row[k] for k in ("acc", "nll", "ece")}}
+            for (dataset, method), s in summaries.items() for size, row in s.get("deep_ensemble", {}).items()]
+    return {"deep_ensemble": rows} if rows else {}
 
 
 def _evaluation(name: str, row: dict[str, object]) -> str:
@@ -81,6 +103,10 @@ def _other_figures(evals: dict[str, list[dict[str, object]]], figures: Path) -> 
         curves(evals["ood_roc"], ("dataset", "ood_set"), "fpr", "tpr", figures / "ood_roc.png",
                "false-positive rate (in-distribution flagged)", "true-positive rate (OOD flagged)", variant="evaluation",
                diagonal=True)
+    if "deep_ensemble" in evals:  # spatial smoothing: NLL, accuracy and ECE against the number of models averaged
+        long = [{**r, "metric": metric, "value": r[metric]} for r in evals["deep_ensemble"] for metric in ("nll", "acc", "ece")]
+        curves(long, ("dataset", "metric"), "size", "value", figures / "deep_ensemble.png", "ensemble size (training seeds)",
+               "clean NLL / accuracy / ECE")
     if "certified" in evals:  # DiffAug / Carlini et al.: certified accuracy against radius, best sigma per radius
         curves(evals["certified"], ("dataset",), "radius", "certified_acc", figures / "certified_accuracy.png",
                "l2 radius", "certified accuracy (%)", variant="evaluation", percent=True)
@@ -97,17 +123,24 @@ def main(params: Path = PARAMS) -> None:
     for dataset in cfg.datasets:
         for method in cfg.all_methods:
             key = {"dataset": dataset, "method": method}
-            source = paths.method_plots_dir(dataset, method)
-            severity += [{**key, "evaluation": "default", **_numbers(r)} for r in load_csv(source / "severity.csv")]
-            severity += [{**key, "evaluation": ENSEMBLE, **_numbers(r)} for r in load_csv(source / "severity_de.csv")]
-            entropy += [{**key, **_numbers(r)} for r in load_csv(source / "diffaug_entropy.csv")]
-            reliability += nonempty_bins([{**key, **_numbers(r)} for r in load_csv(source / "reliability.csv")])
-            table = [_numbers(r) for r in load_csv(source / "corruptions.csv")]
-            for name in dict.fromkeys(r["corruption"] for r in table):
-                rows = [r for r in table if r["corruption"] == name]
-                corruption.append({**key, "corruption": name, "err": sum(r["err"] for r in rows) / len(rows)})
+
+            def runs(name: str) -> list[dict[str, object]]:
+                """The rows of plots/runs/<dataset>/<method>/seed<s>/<name> of every seed."""
+                return [_numbers(r) for seed in cfg.seeds for r in load_csv(paths.run_dir(dataset, method, seed) / name)]
+
+            errors = summary_keys(runs("severity.csv")[0])
+            for evaluation, name in (("default", "severity.csv"), (ENSEMBLE, "severity_de.csv")):
+                severity += [{**key, "evaluation": evaluation, **r} for r in over_seeds(runs(name), ("severity",), errors)]
+            entropy += [{**key, **r} for r in over_seeds(runs("diffaug_entropy.csv"), ("t",), ("entropy", "err"))]
+            reliability += [{**key, **r} for r in over_seeds(nonempty_bins(runs("reliability.csv")), ("bin",), ("confidence", "accuracy", "count"))]
+            # each run's error per corruption (mean over severities), then mean +- std over seeds
+            per_run = [{"seed": seed, "corruption": c, "err": sum(r["err"] for r in rows) / len(rows)}
+                       for seed in cfg.seeds
+                       for c, rows in _by_corruption(load_csv(paths.run_dir(dataset, method, seed) / "corruptions.csv")).items()]
+            corruption += [{**key, **r} for r in over_seeds(per_run, ("corruption",), ("err",))]
             summaries[(dataset, method)] = load_json(paths.summary_file(dataset, method))
     evals = _other_evaluations(cfg)
+    evals.update(_deep_ensembles(summaries))
     for name, rows in evals.items():
         save_csv(paths.compare_dir() / f"{name}.csv", rows)
     _other_figures(evals, paths.figures_dir())

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -27,8 +29,8 @@ from mollify.ensemble import ensemble_size_curve
 from mollify.errors import MollifyError
 from mollify.diffusion import (NUM_TIMESTEPS, DiffusionSettings, denoising_mse, linear_alphas_cumprod, load_unet,
                                make_unet, save_pipeline, train_diffusion)
-from mollify.evaluate import (Transform, headline, member_streams, perturbation_sweep, predict_probs, predict_probs_ensemble,
-                              predictive_entropy, summarize, summary_keys)
+from mollify.evaluate import (Transform, headline, mean_over_seeds, member_streams, perturbation_sweep, predict_probs,
+                              predict_probs_ensemble, predictive_entropy, summarize, summary_keys)
 from mollify.io import load_images, load_json, load_npy, load_torch, save_csv, save_json, save_torch
 from mollify.losses import LOSSES
 from mollify.metrics import classification_metrics, reliability_bins
@@ -37,9 +39,12 @@ from mollify.ood import SCORES, ood_metrics, roc_at, roc_curve
 from mollify.robustness import cutout, random_crop, salt_and_pepper, white_noise
 from mollify.train import TrainSettings, train
 
+log = logging.getLogger(__name__)
 
-def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = True) -> list[dict[str, Any]]:
-    """Train the recipe `method` on `dataset`; write final weights and the training log."""
+
+def train_method(cfg: Params, dataset: str, method: str, seed: int = 0, show_progress: bool = True) -> list[dict[str, Any]]:
+    """Train the recipe `method` on `dataset` with training seed `seed` (initialisation, batches,
+    augmentation draws); write final weights and the training log."""
     recipe = cfg.recipe(method)
     device = resolve_device(cfg.device)
     meta = load_meta(paths.clean_dir(dataset))
@@ -49,14 +54,14 @@ def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = T
     diffaug = NormalizedDiffAug(load_diffaug(dataset, device, cfg.train.precision), normalize) if recipe.diffaug else None
     batch_recipe = build_recipe(recipe, meta.num_classes, diffaug)
     model_options = {"smoothing": recipe.smoothing, "mc_dropout": recipe.mc_dropout}
-    torch.manual_seed(cfg.seed)  # weight initialisation
+    torch.manual_seed(seed)  # weight initialisation
     model = create_model(model_name, batch_recipe.output_classes, **model_options).to(device)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     settings = TrainSettings(
         epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, lr=cfg.train.lr, momentum=cfg.train.momentum,
         nesterov=cfg.train.nesterov, weight_decay=cfg.train.weight_decay, warmup_epochs=cfg.train.warmup_epochs,
-        seed=cfg.seed, precision=cfg.train.precision, schedule=cfg.train.schedule,
+        seed=seed, precision=cfg.train.precision, schedule=cfg.train.schedule,
         milestones=tuple(cfg.train.milestones), lr_decay=cfg.train.lr_decay, schedule_unit=cfg.train.schedule_unit,
         drop_last=cfg.train.drop_last,
     )
@@ -66,16 +71,16 @@ def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = T
     fingerprint = _fingerprint({"settings": asdict(settings), "recipe": recipe.model_dump(), "model": model_name,
                                 "train": cfg.train.model_dump(), "data": hashlib.sha256(x.tobytes()).hexdigest(),
                                 "code": _code_fingerprint(), "diffusion": _diffusion_fingerprint(dataset) if diffaug else None})
-    with _live_log(paths.train_log_dir(dataset, method)) as on_epoch:
+    with _live_log(paths.train_log_dir(dataset, method, seed)) as on_epoch:
         history = train(
             model, torch.from_numpy(x).to(device), torch.from_numpy(y).to(device), augment,
             normalize, batch_recipe, LOSSES[recipe.loss], settings,
-            checkpoint=paths.checkpoint_file(dataset, method), fingerprint=fingerprint, show_progress=show_progress,
+            checkpoint=paths.checkpoint_file(dataset, method, seed), fingerprint=fingerprint, show_progress=show_progress,
             on_epoch=on_epoch, divergence_hint=f"Lower train.lr (now {cfg.train.lr:g}) or raise train.warmup_epochs.",
         )
-    save_torch(paths.model_file(dataset, method), {
+    save_torch(paths.model_file(dataset, method, seed), {
         "model": model_name, "num_classes": batch_recipe.output_classes, "options": model_options,
-        "state_dict": model.state_dict(), "method": method,
+        "state_dict": model.state_dict(), "method": method, "seed": seed,
     })
     return history
 
@@ -146,8 +151,8 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def load_model(dataset: str, method: str, device: torch.device) -> nn.Module:
-    return load_model_file(paths.model_file(dataset, method), device)
+def load_model(dataset: str, method: str, device: torch.device, seed: int = 0) -> nn.Module:
+    return load_model_file(paths.model_file(dataset, method, seed), device)
 
 
 def load_model_file(path: Path, device: torch.device) -> nn.Module:
@@ -160,12 +165,14 @@ def load_model_file(path: Path, device: torch.device) -> nn.Module:
     return model.to(device)
 
 
-def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
-    """Clean + corrupted metrics of a trained (dataset, method): metrics JSON and plot data."""
+def evaluate_method(cfg: Params, dataset: str, method: str, seed: int = 0) -> dict[str, Any]:
+    """Clean + corrupted metrics of a trained run (dataset, method, seed): its detailed summary and
+    plot data. Evaluation noise (MC dropout, DiffAug Ensemble) comes from `cfg.seed`: every run
+    is evaluated on the same draws."""
     cfg.recipe(method)  # an unknown method is named as such, not as a missing model file
     device = resolve_device(cfg.device)
     meta: DatasetMeta = load_meta(paths.clean_dir(dataset))
-    model = load_model(dataset, method, device)
+    model = load_model(dataset, method, device, seed)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     normalize = Normalize(meta.mean, meta.std, device, cfg.train.channels_last)
@@ -214,15 +221,19 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
                 rows.append({"corruption": name, "severity": severity, **metrics_of(p, labels[:n])})
         return rows
 
-    clean_probs = plain(x)
-    clean = metrics_of(clean_probs, y)
-    table = corruption_table(plain_corrupted)
+    seconds: dict[str, float] = {}  # wall time of each part, logged at the end
+    with _timed(seconds, "clean"):
+        clean_probs = plain(x)
+        clean = metrics_of(clean_probs, y)
+    with _timed(seconds, "corrupted"):
+        table = corruption_table(plain_corrupted)
     summary = summarize(clean, table)
     summary["corrupted_source"] = load_json(paths.corrupted_dir(dataset) / "source.json")
     if stochastic:
         summary["mc_samples"] = cfg.evaluate.mc_samples
         summary["mc_samples_corrupted"] = cfg.evaluate.mc_samples_corrupted
-        summary["mc_sweep"] = {str(n): metrics_of(plain(x, n), y) for n in cfg.evaluate.mc_sweep}
+        with _timed(seconds, "MC-dropout sweep"):
+            summary["mc_sweep"] = {str(n): metrics_of(plain(x, n), y) for n in cfg.evaluate.mc_sweep}
 
     # DiffAug Ensemble beside the default evaluation, on the same images
     de = cfg.evaluate.diffaug_ensemble
@@ -234,20 +245,18 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
         return predict_probs_ensemble(model, images, normalize, device, diffaug, streams, batch, precision, samples)
 
     n = de.corrupted_images
-    default = summary if n is None else summarize(clean, corruption_table(plain_corrupted, n))
-    ensemble_clean = metrics_of(ensemble(x), y)
-    summary["diffaug_ensemble"] = {
-        "members": members, "corrupted_images": len(labels[:n]),
-        "default": {k: v for k, v in default.items() if k in ("clean", "corrupted", "corrupted_extra")},
-        "ensemble": summarize(ensemble_clean, corruption_table(lambda images: ensemble(images, samples_corrupted), n)),
-    }
+    with _timed(seconds, "DiffAug Ensemble"):
+        default = summary if n is None else summarize(clean, corruption_table(plain_corrupted, n))
+        ensemble_clean = metrics_of(ensemble(x), y)
+        summary["diffaug_ensemble"] = {
+            "members": members, "corrupted_images": len(labels[:n]),
+            "default": {k: v for k, v in default.items() if k in ("clean", "corrupted", "corrupted_extra")},
+            "ensemble": summarize(ensemble_clean, corruption_table(lambda images: ensemble(images, samples_corrupted), n)),
+        }
     summary.update(other_evaluations(cfg, dataset, x, y, plain, ensemble, diffaug, metrics_of, device,
-                                     paths.evals_dir(dataset, method)))
-    save_json(paths.summary_file(dataset, method), summary)
-    save_json(paths.metrics_file(dataset, method), headline(summary))
-    save_json(paths.evals_metrics_file(dataset, method), evals_headline(summary))
-
-    out = paths.method_plots_dir(dataset, method)
+                                     paths.evals_dir(dataset, method, seed), seconds))
+    out = paths.run_dir(dataset, method, seed)
+    save_json(paths.run_summary_file(dataset, method, seed), summary)
     save_csv(out / "corruptions.csv", table)
     save_csv(out / "severity.csv", _severity_rows(summary))
     save_csv(out / "severity_de.csv", _severity_rows(summary["diffaug_ensemble"]["ensemble"]))
@@ -256,13 +265,38 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
         return predict_probs_ensemble(model, images, normalize, device, diffaug, member_streams(cfg.seed, [t], device),
                                       batch, precision, samples)
 
-    save_csv(out / "diffaug_entropy.csv",
-             diffaug_entropy(member, x[: de.entropy_images], y[: de.entropy_images], range(0, 1000, de.entropy_step)))
+    with _timed(seconds, "entropy"):
+        entropy = diffaug_entropy(member, x[: de.entropy_images], y[: de.entropy_images], range(0, 1000, de.entropy_step))
+    save_csv(out / "diffaug_entropy.csv", entropy)
     rel = reliability_bins(clean_probs, torch.from_numpy(y), bins)
     save_csv(out / "reliability.csv", [
         {"bin": b, "confidence": float(rel["confidence"][b]), "accuracy": float(rel["accuracy"][b]), "count": int(rel["count"][b])}
         for b in range(bins)
     ])
+    log.info("evaluate %s/%s/seed%d parts: %s", dataset, method, seed, ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
+    return summary
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], part: str) -> Iterator[None]:
+    """Add the wall time of the block to seconds[part]."""
+    start = time.perf_counter()
+    yield
+    seconds[part] = seconds.get(part, 0.0) + time.perf_counter() - start
+
+
+def summarize_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
+    """The recipe's result over its training seeds: every run's summary averaged (mean and std,
+    `mean_over_seeds`) and its flat headline metrics for DVC; with `evaluate.deep_ensemble`, the
+    deep ensembles of the seeds' models."""
+    runs = [load_json(paths.run_summary_file(dataset, method, seed)) for seed in cfg.seeds]
+    summary = mean_over_seeds(runs, cfg.seeds)
+    if cfg.evaluate.deep_ensemble:
+        curve = deep_ensemble(cfg, dataset, [paths.model_file(dataset, method, seed) for seed in cfg.seeds])
+        summary["deep_ensemble"] = {str(row.pop("size")): row for row in curve}
+    save_json(paths.summary_file(dataset, method), summary)
+    save_json(paths.metrics_file(dataset, method), headline(summary, len(runs)))
+    save_json(paths.evals_metrics_file(dataset, method), evals_headline(summary))
     return summary
 
 
@@ -278,6 +312,8 @@ def deep_ensemble(cfg: Params, dataset: str, model_files: list[Path]) -> list[di
     members = []
     for path in model_files:
         model = load_model_file(path, device)
+        if cfg.train.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         samples = cfg.evaluate.mc_samples if is_stochastic(model) else 1
         members.append(predict_probs(model, x, normalize, device, cfg.evaluate.batch_size, cfg.train.precision, samples))
     return ensemble_size_curve([p[:, : meta.num_classes] for p in members], torch.from_numpy(y),
@@ -291,12 +327,14 @@ _STREAMS = {"occlusion": 10_000, "crop": 20_000, "white_noise": 30_000, "salt_pe
 def other_evaluations(cfg: Params, dataset: str, x: np.ndarray, y: np.ndarray,
                       predict: Callable[..., torch.Tensor], ensemble: Callable[[np.ndarray], torch.Tensor], diffaug: DiffAug,
                       metrics_of: Callable[[torch.Tensor, Any], dict[str, float]], device: torch.device,
-                      out: Path) -> dict[str, Any]:
+                      out: Path, seconds: dict[str, float]) -> dict[str, Any]:
     """The comparison papers' other evaluations that `evaluate` switches on, on the clean test
     images x, y: Soft Augmentation's occlusion and crop sweeps, NFM's white and salt-and-pepper
     noise sweeps, DiffAug's OOD detection (default and DiffAug Ensemble) and certified accuracy by
     denoised smoothing. `predict(images, transform=...)` is the model's softmax, `ensemble` the
-    DiffAug Ensemble's. Writes one CSV per evaluation under `out`; returns their summaries."""
+    DiffAug Ensemble's. Writes one CSV per evaluation under `out` (plot data) and returns their
+    summaries keyed by level / set / sigma (so that `mean_over_seeds` averages them); the wall
+    time of each goes to `seconds`."""
     ev, results = cfg.evaluate, {}
     out.mkdir(parents=True, exist_ok=True)
     meta = load_meta(paths.clean_dir(dataset))
@@ -309,21 +347,24 @@ def other_evaluations(cfg: Params, dataset: str, x: np.ndarray, y: np.ndarray,
     for name, (sweep, perturb, visible) in sweeps.items():
         if sweep.enabled:
             images, labels = x[: sweep.images], y[: sweep.images]
-            rows = perturbation_sweep(lambda transform: predict(images, transform=transform), labels, sweep.levels, perturb, metrics_of,
-                                      stream_seed(cfg.seed, _STREAMS[name]), device, visible)
+            with _timed(seconds, name):
+                rows = perturbation_sweep(lambda transform: predict(images, transform=transform), labels, sweep.levels, perturb,
+                                          metrics_of, stream_seed(cfg.seed, _STREAMS[name]), device, visible)
             save_csv(out / f"{name}.csv", rows)
-            results[name] = rows
+            results[name] = {f"{row['level']:g}": {k: v for k, v in row.items() if k != "level"} for row in rows}
     if ev.ood.enabled:
-        results["ood"] = _ood_evaluation(cfg, dataset, x, predict, ensemble, out)
+        with _timed(seconds, "ood"):
+            results["ood"] = _ood_evaluation(cfg, dataset, x, predict, ensemble, out)
     if ev.certify.enabled:
-        results["certified"] = _certify_evaluation(cfg, x, y, meta.num_classes, predict, diffaug, device, out)
+        with _timed(seconds, "certify"):
+            results["certified"] = _certify_evaluation(cfg, x, y, meta.num_classes, predict, diffaug, device, out)
     return results
 
 
 def _ood_evaluation(cfg: Params, dataset: str, x: np.ndarray, predict: Callable[..., torch.Tensor],
                     ensemble: Callable[[np.ndarray], torch.Tensor], out: Path) -> dict[str, Any]:
     """AUROC and FPR@95 of each score (mollify.ood) for the test set against each OOD set, with the
-    default prediction and the DiffAug Ensemble; ROC curves at 101 FPR points (`ood_roc.csv`)."""
+    default prediction and the DiffAug Ensemble; ROC curves (MSP) at 101 FPR points (`ood_roc.csv`)."""
     n = cfg.evaluate.ood.images
     evaluations = {"default": predict, "diffaug_ensemble": ensemble}
     in_dist = {name: fn(x[:n]) for name, fn in evaluations.items()}
@@ -348,33 +389,36 @@ def _certify_evaluation(cfg: Params, x: np.ndarray, y: np.ndarray, num_classes: 
     settings = cfg.evaluate.certify
     images = torch.from_numpy(x[:: settings.every]).to(device)
     labels = torch.from_numpy(y[:: settings.every])
-    rows = []
+    accuracy: dict[str, dict[str, float]] = {}
+    timesteps: dict[str, int] = {}
     for k, sigma in enumerate(settings.sigmas):
         t = sigma_to_timestep(sigma, diffaug.alphas_cumprod.cpu())
         g = seeded_generator(stream_seed(cfg.seed, _STREAMS["certify"]), k, device)
         classify = lambda copies, t=t, g=g: predict(copies, transform=lambda z: diffaug(z, g, t)).argmax(dim=1)  # noqa: E731
         predictions = certify(classify, images, num_classes, sigma, settings.n0, settings.n, settings.alpha, settings.batch_size)
-        rows += [{"sigma": sigma, "timestep": t, "radius": r, "certified_acc": acc}
-                 for r, acc in zip(settings.radii, certified_accuracy(predictions, labels, settings.radii))]
-    best = [{"sigma": "best", "timestep": "", "radius": r, "certified_acc": max(row["certified_acc"] for row in rows if row["radius"] == r)}
-            for r in settings.radii]
-    save_csv(out / "certified.csv", rows + best)
-    return {"images": len(labels), "n0": settings.n0, "n": settings.n, "alpha": settings.alpha, "rows": rows + best}
+        timesteps[f"{sigma:g}"] = t
+        accuracy[f"sigma_{sigma:g}"] = dict(zip((f"{r:g}" for r in settings.radii), certified_accuracy(predictions, labels, settings.radii)))
+    accuracy["best"] = {r: max(by_sigma[r] for by_sigma in accuracy.values()) for r in next(iter(accuracy.values()))}
+    save_csv(out / "certified.csv", [{"sigma": key.removeprefix("sigma_"), "radius": float(r), "certified_acc": acc}
+                                     for key, by_radius in accuracy.items() for r, acc in by_radius.items()])
+    return {"images": len(labels), "n0": settings.n0, "n": settings.n, "alpha": settings.alpha, "timesteps": timesteps,
+            "accuracy": accuracy}
 
 
 def evals_headline(summary: dict[str, Any]) -> dict[str, Any]:
-    """The DVC metrics of the other evaluations (`paths.evals_metrics_file`): accuracy at each sweep
-    level, OOD AUROC / FPR@95 per set, evaluation and score, certified accuracy per sigma and radius."""
+    """The DVC metrics of the other evaluations (`paths.evals_metrics_file`, means over seeds):
+    accuracy at each sweep level, OOD AUROC / FPR@95 per set, evaluation and score, certified
+    accuracy per sigma and radius, and the deep ensembles' NLL / accuracy / ECE per size."""
     flat: dict[str, Any] = {}
     for name in ("occlusion", "crop", "white_noise", "salt_pepper"):
         if name in summary:
-            flat[name] = {f"acc_{row['level']:g}": row["acc"] for row in summary[name]}
+            flat[name] = {f"acc_{level}": row["acc"] for level, row in summary[name].items()}
     if "ood" in summary:
         flat["ood"] = {name: {k: v for k, v in result.items() if k not in ("kind", "images")} for name, result in summary["ood"].items()}
     if "certified" in summary:
-        flat["certified"] = {f"sigma_{row['sigma']}": {} for row in summary["certified"]["rows"]}
-        for row in summary["certified"]["rows"]:
-            flat["certified"][f"sigma_{row['sigma']}"][f"r_{row['radius']:g}"] = row["certified_acc"]
+        flat["certified"] = summary["certified"]["accuracy"]
+    if "deep_ensemble" in summary:
+        flat["deep_ensemble"] = {size: {k: row[k] for k in ("acc", "nll", "ece")} for size, row in summary["deep_ensemble"].items()}
     return flat
 
 

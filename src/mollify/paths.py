@@ -31,12 +31,13 @@ def corruption_grid_file(dataset: str) -> Path:
     return PLOTS / "corruptions" / dataset / "grid.png"
 
 
-def model_file(dataset: str, method: str) -> Path:
-    return DATA / dataset / "models" / f"{method}.pt"
+def model_file(dataset: str, method: str, seed: int = 0) -> Path:
+    """The trained classifier of one run: recipe `method` on `dataset` with training seed `seed`."""
+    return DATA / dataset / "models" / method / f"seed{seed}.pt"
 
 
-def checkpoint_file(dataset: str, method: str) -> Path:
-    return DATA / dataset / "checkpoints" / f"{method}.pt"
+def checkpoint_file(dataset: str, method: str, seed: int = 0) -> Path:
+    return DATA / dataset / "checkpoints" / method / f"seed{seed}.pt"
 
 
 def diffusion_dir(dataset: str) -> Path:
@@ -58,29 +59,40 @@ def diffusion_plots_dir(dataset: str) -> Path:
 
 
 def metrics_file(dataset: str, method: str) -> Path:
-    """The flat headline metrics (`evaluate.headline`) that DVC lists."""
+    """The flat headline metrics (`evaluate.headline`, means over seeds) that DVC lists."""
     return METRICS / dataset / f"{method}.json"
 
 
 def summary_file(dataset: str, method: str) -> Path:
-    """The detailed metrics of a (dataset, method): per severity, group, DiffAug Ensemble, MC sweep."""
-    return method_plots_dir(dataset, method) / "summary.json"
+    """The detailed metrics of a (dataset, method), mean and std over seeds (`evaluate.mean_over_seeds`)."""
+    return PLOTS / "methods" / dataset / method / "summary.json"
 
 
-def method_plots_dir(dataset: str, method: str) -> Path:
-    """Per-(dataset, method) plot data: training log, corruption table, reliability bins."""
-    return PLOTS / "methods" / dataset / method
+def run_dir(dataset: str, method: str, seed: int = 0) -> Path:
+    """Per-run (dataset, method, seed) outputs: training log, detailed metrics, corruption table, reliability bins."""
+    return PLOTS / "runs" / dataset / method / f"seed{seed}"
 
 
-def evals_dir(dataset: str, method: str) -> Path:
-    """The plot data of the comparison papers' other evaluations (occlusion, crop, noise sweeps,
-    OOD ROC curves, certified accuracy): one CSV per evaluation switched on."""
-    return method_plots_dir(dataset, method) / "evals"
+def run_summary_file(dataset: str, method: str, seed: int = 0) -> Path:
+    """The detailed metrics of one run: per severity, group, DiffAug Ensemble, MC sweep, the other evaluations."""
+    return run_dir(dataset, method, seed) / "summary.json"
+
+
+def evals_dir(dataset: str, method: str, seed: int = 0) -> Path:
+    """The plot data of one run's other evaluations (occlusion, crop, noise sweeps, OOD ROC curves,
+    certified accuracy): one CSV per evaluation switched on."""
+    return run_dir(dataset, method, seed) / "evals"
 
 
 def evals_metrics_file(dataset: str, method: str) -> Path:
-    """Their headline numbers as DVC metrics (apart from the flat headline of `metrics_file`)."""
+    """The other evaluations' headline numbers over seeds (and the deep ensembles') as DVC metrics,
+    apart from the flat headline of `metrics_file`."""
     return METRICS / dataset / "evals" / f"{method}.json"
+
+
+def deep_ensemble_file(dataset: str, method: str) -> Path:
+    """Clean metrics of the ensemble of the first k seeds' models against k (plot data)."""
+    return PLOTS / "methods" / dataset / method / "deep_ensemble.csv"
 
 
 def ood_dir(dataset: str) -> Path:
@@ -88,9 +100,9 @@ def ood_dir(dataset: str) -> Path:
     return DATA / dataset / "ood"
 
 
-def train_log_dir(dataset: str, method: str) -> Path:
+def train_log_dir(dataset: str, method: str, seed: int = 0) -> Path:
     """DVCLive's directory of the training run: metrics.json (the last epoch), plots/metrics/*.tsv."""
-    return method_plots_dir(dataset, method) / "train"
+    return run_dir(dataset, method, seed) / "train"
 
 
 def compare_dir() -> Path:
