@@ -18,15 +18,6 @@ from mollify.data.download import md5sum
 from mollify.data.ood import load_ood, prepare_ood
 from mollify.errors import MollifyError
 from tests.data.archives import cifar_archive, svhn_mat
-from tests.data.loopback import serve
-
-
-@pytest.fixture
-def server(tmp_path: Path):
-    served = tmp_path / "served"
-    served.mkdir()
-    with serve(served) as url:
-        yield served, url
 
 
 def _serve_svhn(served: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, np.ndarray]:
