@@ -228,7 +228,7 @@ class CertifyConfig(Section):
 
     enabled: bool = False
     every: PositiveInt = Field(10, description="certify every k-th test image (Carlini et al.: 10, 1,000 CIFAR-10 images)")
-    sigmas: list[Annotated[float, Field(gt=0)]] = [0.25, 0.5, 1.0]
+    sigmas: list[Annotated[float, Field(gt=0, le=50)]] = [0.25, 0.5, 1.0]
     n0: PositiveInt = Field(100, description="noise draws to select the top class")
     n: PositiveInt = Field(100_000, description="noise draws to bound its probability")
     alpha: float = Field(0.001, gt=0, lt=0.5, description="failure probability of the certificate")
