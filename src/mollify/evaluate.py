@@ -162,13 +162,14 @@ def perturbation_sweep(probs_of: Callable[[Transform | None], torch.Tensor], lab
                        perturb: Callable[..., Any], metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]],
                        seed: int, device: torch.device, visible: bool = False) -> list[dict[str, Any]]:
     """Metrics of the predictions `probs_of(transform)` under `perturb(x01, level, generator)` at each
-    level (mollify.robustness; one noise stream per level, continued over the batches). Level 0 is
+    level (mollify.robustness; one noise stream per level, seeded by the level, so that its draws do
+    not depend on the other levels of the list, continued over the batches). Level 0 is
     the clean evaluation itself (no transform). With `visible`, `perturb` returns the images and
     each one's visible fraction (occlusion, crop), and each row holds their mean as `visible`."""
     target = torch.from_numpy(np.asarray(labels))
     rows = []
-    for index, level in enumerate(levels):
-        g = seeded_generator(seed, index, device)
+    for level in levels:
+        g = seeded_generator(seed, round(level * 1000), device)
         fractions: list[torch.Tensor] = []
 
         def transform(x: torch.Tensor, level: float = level, g: torch.Generator = g) -> torch.Tensor:
