@@ -98,7 +98,7 @@ def _other_figures(evals: dict[str, list[dict[str, object]]], figures: Path) -> 
                "visible fraction of the image", "ECE (%)", percent=True)
     if "noise" in evals:  # NFM: accuracy against noise strength
         curves(evals["noise"], ("dataset", "evaluation"), "level", "acc", figures / "noise_accuracy.png",
-               "noise level (white: sigma on the standardised image; salt & pepper: amount)", "accuracy (%)", percent=True)
+               "strength (white: sigma, standardised; s&p: amount)", "accuracy (%)", percent=True)
     if "ood_roc" in evals:  # DiffAug: ROC curves (MSP), default and DiffAug Ensemble
         curves(evals["ood_roc"], ("dataset", "ood_set"), "fpr", "tpr", figures / "ood_roc.png",
                "false-positive rate (in-distribution flagged)", "true-positive rate (OOD flagged)", variant="evaluation",
@@ -108,8 +108,9 @@ def _other_figures(evals: dict[str, list[dict[str, object]]], figures: Path) -> 
         curves(long, ("dataset", "metric"), "size", "value", figures / "deep_ensemble.png", "ensemble size (training seeds)",
                "clean NLL / accuracy / ECE")
     if "certified" in evals:  # DiffAug / Carlini et al.: certified accuracy against radius, best sigma per radius
-        curves(evals["certified"], ("dataset",), "radius", "certified_acc", figures / "certified_accuracy.png",
-               "l2 radius", "certified accuracy (%)", variant="evaluation", percent=True)
+        best = [r for r in evals["certified"] if r["sigma"] == "best"]  # each sigma's curve is in the CSV
+        curves(best, ("dataset",), "radius", "certified_acc", figures / "certified_accuracy.png",
+               "l2 radius", "certified accuracy (%), best sigma per radius", percent=True)
 
 
 @app.command()
