@@ -106,7 +106,7 @@ def _other_figures(evals: dict[str, list[dict[str, object]]], figures: Path) -> 
     if "deep_ensemble" in evals:  # spatial smoothing: NLL, accuracy and ECE against the number of models averaged
         long = [{**r, "metric": metric, "value": r[metric]} for r in evals["deep_ensemble"] for metric in ("nll", "acc", "ece")]
         curves(long, ("dataset", "metric"), "size", "value", figures / "deep_ensemble.png", "ensemble size (training seeds)",
-               "clean NLL / accuracy / ECE")
+               "clean test set (the panel's metric)")
     if "certified" in evals:  # DiffAug / Carlini et al.: certified accuracy against radius, best sigma per radius
         best = [r for r in evals["certified"] if r["sigma"] == "best"]  # each sigma's curve is in the CSV
         curves(best, ("dataset",), "radius", "certified_acc", figures / "certified_accuracy.png",
