@@ -60,3 +60,21 @@ def synthetic_images():
     from mollify.data.synthetic import generate
 
     return generate(40, seed=0)
+
+
+def test_evals_headline_flattens_the_other_evaluations():
+    from mollify.experiment import evals_headline
+
+    row = {"acc": 0.5, "nll": 1.0, "ece": 0.1, "brier": 0.6}
+    summary = {
+        "clean": row, "occlusion": {"0": {**row, "visible": 1.0}, "16": {**row, "acc": 0.3, "visible": 0.8}},
+        "ood": {"svhn": {"kind": "far", "images": 100, "default": {"msp": {"auroc": 0.9, "fpr95": 0.4}}}},
+        "certified": {"images": 10, "accuracy": {"sigma_0.25": {"0": 0.4}, "best": {"0": 0.4}}},
+        "deep_ensemble": {"1": row, "2": {**row, "nll": 0.8}},
+    }
+    assert evals_headline(summary) == {
+        "occlusion": {"acc_0": 0.5, "acc_16": 0.3},
+        "ood": {"svhn": {"default": {"msp": {"auroc": 0.9, "fpr95": 0.4}}}},
+        "certified": {"sigma_0.25": {"0": 0.4}, "best": {"0": 0.4}},
+        "deep_ensemble": {"1": {"acc": 0.5, "nll": 1.0, "ece": 0.1}, "2": {"acc": 0.5, "nll": 0.8, "ece": 0.1}},
+    }
