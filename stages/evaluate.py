@@ -22,7 +22,8 @@ def main(
 ) -> None:
     """Write plots/runs/<dataset>/<method>/seed<seed>/: summary.json and the plot data (*.csv)."""
     cfg = load_params(params)
-    check_writable(paths.run_summary_file(dataset, method, seed), folders=[paths.run_dir(dataset, method, seed)])
+    check_writable(paths.run_summary_file(dataset, method, seed),
+                   folders=[paths.run_dir(dataset, method, seed), paths.evals_dir(dataset, method, seed)])
     summary = evaluate_method(cfg, dataset, method, seed)
     corrupted = summary.get("corrupted", {})
     typer.echo(f"{dataset}/{method}/seed{seed}: clean err {summary['clean']['err']:.4f}, corrupted err {corrupted.get('err', float('nan')):.4f}")

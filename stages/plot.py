@@ -11,8 +11,8 @@ from mollify.data import load_meta, load_split
 from mollify.evaluate import summary_keys
 from mollify.io import check_writable, load_csv, load_json, save_csv, save_text
 from mollify.plots import (
-    ENSEMBLE, corruption_errors, entropy_vs_t, error_vs_severity, findings_table, mce_ratio, mce_ratio_bars, mollification_examples,
-    nonempty_bins, over_seeds, reliability_diagram, results_table, training_curves,
+    ENSEMBLE, corruption_errors, curves, entropy_vs_t, error_vs_severity, findings_table, mce_ratio, mce_ratio_bars,
+    mollification_examples, nonempty_bins, over_seeds, reliability_diagram, results_table, training_curves,
 )
 from mollify.published import beside_published, load_published, published_table
 
@@ -44,6 +44,73 @@ def _mollification_figure(cfg: Params, path: Path) -> None:
     x, _ = load_split(paths.clean_dir(dataset), "test")
     settings = next((cfg.recipe(m).mollify for m in cfg.all_methods if cfg.recipe(m).mollify), MollifyConfig())
     mollification_examples(x[0], meta.mean, meta.std, meta.num_classes, settings.npow, settings.bpow, path)
+
+
+def _other_evaluations(cfg: Params) -> dict[str, list[dict[str, object]]]:
+    """The other evaluations' plot data of every (dataset, method) that has them, mean and std over
+    seeds, in long format with an `evaluation` column (the dashes of the lines_by_method template):
+    occlusion and crop, the two noise sweeps, the OOD ROC curves (set and default / DiffAug
+    Ensemble), certified accuracy (each sigma, and the best sigma per radius)."""
+    evals: dict[str, list[dict[str, object]]] = {}
+    for dataset in cfg.datasets:
+        for method in cfg.all_methods:
+            for name, (combined, by, values) in _COMBINED.items():
+                files = [paths.evals_dir(dataset, method, seed) / f"{name}.csv" for seed in cfg.seeds]
+                if all(f.is_file() for f in files):
+                    rows = over_seeds([_numbers(r) for f in files for r in load_csv(f)], by, values)
+                    evals.setdefault(combined, []).extend(
+                        {"dataset": dataset, "method": method, "evaluation": _evaluation(name, r), **r} for r in rows)
+    return evals
+
+
+# each evaluation's CSV -> the comparison CSV it joins, the columns that identify a point, its values
+_COMBINED = {
+    "occlusion": ("occlusion", ("level",), ("visible", "acc", "nll", "ece")),
+    "crop": ("occlusion", ("level",), ("visible", "acc", "nll", "ece")),
+    "white_noise": ("noise", ("level",), ("acc", "nll", "ece")),
+    "salt_pepper": ("noise", ("level",), ("acc", "nll", "ece")),
+    "ood_roc": ("ood_roc", ("ood_set", "evaluation", "fpr"), ("tpr",)),
+    "certified": ("certified", ("sigma", "radius"), ("certified_acc",)),
+}
+
+
+def _deep_ensembles(summaries: dict[tuple[str, str], dict]) -> dict[str, list[dict[str, object]]]:
+    """Clean accuracy / NLL / ECE against ensemble size (summarize's `deep_ensemble`), where computed."""
+    rows = [{"dataset": dataset, "method": method, "size": int(size), **{k: row[k] for k in ("acc", "nll", "ece")}}
+            for (dataset, method), s in summaries.items() for size, row in s.get("deep_ensemble", {}).items()]
+    return {"deep_ensemble": rows} if rows else {}
+
+
+def _evaluation(name: str, row: dict[str, object]) -> str:
+    if name == "ood_roc":
+        return f"{row['ood_set']}: {row['evaluation']}"
+    if name == "certified":
+        return "best sigma" if row["sigma"] == "best" else f"sigma {row['sigma']}"
+    return name
+
+
+def _other_figures(evals: dict[str, list[dict[str, object]]], figures: Path) -> None:
+    """The figures in the style of each paper (drawn for the evaluations that ran)."""
+    if "occlusion" in evals:  # Soft Augmentation: accuracy and ECE against the visible fraction
+        curves(evals["occlusion"], ("dataset", "evaluation"), "visible", "acc", figures / "occlusion_accuracy.png",
+               "visible fraction of the image", "accuracy (%)", percent=True)
+        curves(evals["occlusion"], ("dataset", "evaluation"), "visible", "ece", figures / "occlusion_ece.png",
+               "visible fraction of the image", "ECE (%)", percent=True)
+    if "noise" in evals:  # NFM: accuracy against noise strength
+        curves(evals["noise"], ("dataset", "evaluation"), "level", "acc", figures / "noise_accuracy.png",
+               "strength (white: sigma, standardised; s&p: amount)", "accuracy (%)", percent=True)
+    if "ood_roc" in evals:  # DiffAug: ROC curves (MSP), default and DiffAug Ensemble
+        curves(evals["ood_roc"], ("dataset", "ood_set"), "fpr", "tpr", figures / "ood_roc.png",
+               "false-positive rate (in-distribution flagged)", "true-positive rate (OOD flagged)", variant="evaluation",
+               diagonal=True)
+    if "deep_ensemble" in evals:  # spatial smoothing: NLL, accuracy and ECE against the number of models averaged
+        long = [{**r, "metric": metric, "value": r[metric]} for r in evals["deep_ensemble"] for metric in ("nll", "acc", "ece")]
+        curves(long, ("dataset", "metric"), "size", "value", figures / "deep_ensemble.png", "ensemble size (training seeds)",
+               "clean test set (the panel's metric)")
+    if "certified" in evals:  # DiffAug / Carlini et al.: certified accuracy against radius, best sigma per radius
+        best = [r for r in evals["certified"] if r["sigma"] == "best"]  # each sigma's curve is in the CSV
+        curves(best, ("dataset",), "radius", "certified_acc", figures / "certified_accuracy.png",
+               "l2 radius", "certified accuracy (%), best sigma per radius", percent=True)
 
 
 @app.command()
@@ -79,6 +146,11 @@ def main(params: Path = PARAMS) -> None:
                                              for k in ("train_loss", "train_acc")))]
             training += [{**key, **r} for r in over_seeds(epochs, ("epoch",), ("train_loss", "train_acc"))]
             summaries[(dataset, method)] = load_json(paths.summary_file(dataset, method))
+    evals = _other_evaluations(cfg)
+    evals.update(_deep_ensembles(summaries))
+    for name, rows in evals.items():
+        save_csv(paths.compare_dir() / f"{name}.csv", rows)
+    _other_figures(evals, paths.figures_dir())
     save_csv(paths.compare_dir() / "error_vs_severity.csv", severity)
     save_csv(paths.compare_dir() / "corruption_error.csv", corruption)
     save_csv(paths.compare_dir() / "reliability.csv", reliability)

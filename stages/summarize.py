@@ -19,9 +19,10 @@ def main(
     method: str = METHOD,
     params: Path = PARAMS,
 ) -> None:
-    """Write metrics/<dataset>/<method>.json (DVC's headline) and plots/methods/<dataset>/<method>/summary.json."""
+    """Write metrics/<dataset>/<method>.json (DVC's headline), metrics/<dataset>/evals/<method>.json (the
+    other evaluations and the deep ensembles) and plots/methods/<dataset>/<method>/summary.json."""
     cfg = load_params(params)
-    check_writable(paths.metrics_file(dataset, method), paths.summary_file(dataset, method))
+    check_writable(paths.metrics_file(dataset, method), paths.evals_metrics_file(dataset, method), paths.summary_file(dataset, method))
     summary = summarize_method(cfg, dataset, method)
     std = summary["std"]
     corrupted = summary.get("corrupted")

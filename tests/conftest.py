@@ -37,6 +37,10 @@ def tiny_params(**overrides: object) -> dict:
     params["corrupt"]["severities"] = [1, 3, 5]
     params["train"].update({"epochs": 2, "batch_size": 64, "warmup_epochs": 0})
     params["evaluate"]["batch_size"] = 64
+    for sweep in ("occlusion", "crop", "white_noise", "salt_pepper"):
+        params["evaluate"][sweep].update({"images": 16, "levels": params["evaluate"][sweep]["levels"][:3]})
+    params["evaluate"]["ood"]["images"] = 16
+    params["evaluate"]["certify"].update({"every": 32, "n0": 4, "n": 20, "batch_size": 16})
     for key, value in overrides.items():
         section, _, leaf = key.rpartition(".")
         target = params

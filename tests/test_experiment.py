@@ -8,6 +8,7 @@ from mollify import paths
 from mollify.config import parse_params
 from mollify.corruptions import corrupt
 from mollify.data import load_split, prepare_dataset
+from mollify.data.ood import prepare_ood
 from mollify.experiment import evaluate_method, train_method
 from mollify.diffusion import make_unet, save_pipeline
 from mollify.io import save_json, save_npy
@@ -30,6 +31,7 @@ def prepared(workdir):
     save_npy(paths.corrupted_dir("demo") / "labels.npy", y)
     save_json(paths.corrupted_dir("demo") / "source.json", {"source": "generated", "seed": 0, "images": len(y)})
     save_pipeline(make_unet("demo", 32), paths.diffusion_dir("demo"))  # untrained: DiffAug and DE only need to run
+    prepare_ood("demo", paths.ood_dir("demo"), enabled=True, download_dir=workdir, demo_size=24)
     return cfg
 
 
@@ -70,3 +72,18 @@ def test_paper_settings_train_and_evaluate_with_jsd_diffaug_and_batch_mean_ece(p
     blocks = [summary["clean"], summary["corrupted"], *summary["corrupted"]["by_severity"].values(),
               *summary["corrupted"]["by_group"].values(), summary["diffaug_ensemble"]["ensemble"]["clean"]]
     assert all(0 <= block["ece_batch_mean"] <= 1 for block in blocks)
+
+
+def test_deep_ensemble_of_one_model_is_the_model(prepared):
+    """The ensemble of one model has the model's clean metrics; of a model and its copy, the same."""
+    import shutil
+
+    from mollify.experiment import deep_ensemble
+
+    train_method(prepared, "demo", "baseline", show_progress=False)
+    clean = evaluate_method(prepared, "demo", "baseline")["clean"]
+    copy = paths.model_file("demo", "baseline").with_name("copy.pt")
+    shutil.copy(paths.model_file("demo", "baseline"), copy)
+    curve = deep_ensemble(prepared, "demo", [paths.model_file("demo", "baseline"), copy])
+    assert [row.pop("size") for row in curve] == [1, 2]
+    assert curve[0] == clean and curve[1] == clean

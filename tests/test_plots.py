@@ -184,3 +184,21 @@ def test_findings_compare_the_claimed_metric_with_the_seed_spread():
     assert "mixup" not in table and "| demo | baseline |" not in table
     worse = {**summaries, ("demo", "diffaug"): mean_over_seeds([run(0.60, 0.3), run(0.62, 0.3)], [0, 1])}
     assert "higher (the opposite)" in findings_table(worse, {"diffaug": "diffaug"}, "baseline")
+
+
+ROC = [{"dataset": "demo", "method": m, "ood_set": "novel_shapes", "evaluation": e, "fpr": f, "tpr": min(1.0, f + 0.3)}
+       for m in ("baseline", "diffaug") for e in ("default", "diffaug_ensemble") for f in (0.0, 0.5, 1.0)]
+
+
+def test_other_evaluation_curves_style_each_variant_in_its_methods_colour(monkeypatch):
+    """The OOD ROC figure: a panel per (dataset, OOD set), the chance diagonal, each method in one
+    colour, solid for its default evaluation and dashed for its DiffAug Ensemble."""
+    fig = _figure(monkeypatch, lambda rows, path: plots.curves(rows, ("dataset", "ood_set"), "fpr", "tpr", path, "fpr", "tpr",
+                                                               variant="evaluation", diagonal=True), ROC)
+    assert fig.axes[0].get_title() == "demo / novel_shapes"
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    np.testing.assert_array_equal(lines["_child0"].get_xydata(), [[0, 0], [1, 1]])  # the diagonal, unlabelled
+    for method in ("baseline", "diffaug"):
+        default, ensemble = lines[f"{method} (evaluation default)"], lines[f"{method} (evaluation diffaug_ensemble)"]
+        assert default.get_color() == ensemble.get_color() and (default.get_linestyle(), ensemble.get_linestyle()) == ("-", "--")
+        np.testing.assert_array_equal(default.get_xydata(), [[0, 0.3], [0.5, 0.8], [1, 1]])

@@ -22,10 +22,11 @@ import yaml
 from mollify import paths
 from mollify.corruptions import CORRUPTIONS, STANDARD
 from mollify.data import CORRUPTED, DATASETS, load_meta
+from mollify.data.datasets import SVHN_TEST
 from mollify.data.download import md5sum
 from mollify.io import load_csv, load_json
 from tests.conftest import default_params, dvc, init_dvc
-from tests.data.archives import TINY_WNIDS, cifar_archive, cifar_c_archive, tiny_c_archive, tinyimagenet_archive
+from tests.data.archives import TINY_WNIDS, cifar_archive, cifar_c_archive, svhn_mat, tiny_c_archive, tinyimagenet_archive
 from tests.data.loopback import serve
 
 CIFAR_IMAGES = 26  # per CIFAR batch file: 130 train images (one step of 128) and 26 test images
@@ -43,6 +44,10 @@ if sys.argv[0].startswith("stages/"):  # the stage processes that DVC starts, no
         for name, md5 in md5s.items():
             registry[name] = dataclasses.replace(registry[name], md5=md5)
     corrupted.CIFAR_TEST_SIZE = {c_images}
+
+    from mollify.data import ood
+
+    ood.SVHN_TEST = dataclasses.replace(ood.SVHN_TEST, md5={svhn!r})
 '''
 
 
@@ -57,19 +62,20 @@ class Run:
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)
     overrides: tuple[str, ...] = ()
     published: tuple[str, float] | None = None  # an entry of conf/published.csv for this run: (metric, value)
+    evaluations: tuple[str, ...] = ()  # the other evaluations its paper reports (summary keys)
 
 
 RUNS = {
     # PreActResNet-50 on 64 px is the slowest network here: batches of 32 (36 train images, 6 test), severity 5 only
     "paper": Run("tinyimagenet", "fcr_trivaug_mollify", "preact_resnet50", severities=(5,), published=("err", 0.32),
-                 overrides=("train.batch_size=32", "corrupt.severities=[5]")),
-    "nfm": Run("cifar10", "nfm_recipe", "preact_resnet18_nfm"),
+                 overrides=("train.batch_size=32", "corrupt.severities=[5]"), evaluations=("ood", "certified")),
+    "nfm": Run("cifar10", "nfm_recipe", "preact_resnet18_nfm", evaluations=("white_noise", "salt_pepper")),
     # one epoch: the soft crop's final phase without it (20 epochs) would cover the whole run
     "softaug": Run("cifar100", "softaug_recipe", "resnet18", published=("err", 0.1831),
-                   overrides=("recipes.softaug_recipe.softaug.final_epochs_without=0",)),
+                   overrides=("recipes.softaug_recipe.softaug.final_epochs_without=0",), evaluations=("occlusion", "crop")),
     # MC dropout: 2 passes on the clean set instead of 50 (and the sweep over 1 and 2)
     "smoothing": Run("cifar100", "smooth_mcdo", "resnet18", ece_bins=10, published=("acc", 0.790),
-                     overrides=("evaluate.mc_samples=2", "evaluate.mc_sweep=[1,2]")),
+                     overrides=("evaluate.mc_samples=2", "evaluate.mc_sweep=[1,2]"), evaluations=("deep_ensemble",)),
 }
 
 TINY = (
@@ -78,6 +84,8 @@ TINY = (
     # the DiffAug Ensemble of one member, t = 0 (tests/test_pipeline.py runs it with t > 0)
     "evaluate.diffaug_ensemble.max_t=0", "evaluate.diffaug_ensemble.corrupted_images=1",
     "evaluate.diffaug_ensemble.entropy_step=500", "evaluate.diffaug_ensemble.entropy_images=4",
+    # certification: 4 images, N0 2, N 4 (the profile's N = 100,000 is hours of GPU time per model)
+    "evaluate.certify.every=100", "evaluate.certify.n0=2", "evaluate.certify.n=4",
 )
 
 
@@ -98,10 +106,12 @@ def mirror(tmp_path_factory: pytest.TempPathFactory):
     cifar_c_archive(served / _archive_name(CORRUPTED["cifar10"].url), every, n=C_IMAGES)
     cifar_c_archive(served / _archive_name(CORRUPTED["cifar100"].url), every, n=C_IMAGES, num_classes=100)
     tiny_c_archive(served / _archive_name(CORRUPTED["tinyimagenet"].url), every, files=1)
+    svhn_mat(served / _archive_name(SVHN_TEST.url))  # the far OOD set (profile=paper)
     md5s = {registry: {name: md5sum(served / _archive_name(info.url)) for name, info in table.items() if info.url}
             for registry, table in (("clean", DATASETS), ("official", CORRUPTED))}
     site = tmp_path_factory.mktemp("site")
-    (site / "sitecustomize.py").write_text(_SITECUSTOMIZE.format(**md5s, c_images=C_IMAGES))
+    (site / "sitecustomize.py").write_text(_SITECUSTOMIZE.format(**md5s, c_images=C_IMAGES,
+                                                                 svhn=md5sum(served / _archive_name(SVHN_TEST.url))))
     with serve(served) as url:
         yield url, site, tmp_path_factory.mktemp("dvc-cache")
 
@@ -150,3 +160,6 @@ def test_profile_runs_end_to_end(profile, mirror, workdir: Path):
         ours = metrics["clean"][metric]
         assert (f"| {run.dataset} | {run.method} | {run.model} | clean.{metric} % | {100 * ours:.2f} | {100 * value:.2f} | "
                 f"{100 * (ours - value):+.2f} |") in report
+    # the other evaluations its paper reports, and only those
+    others = ("occlusion", "crop", "white_noise", "salt_pepper", "ood", "certified", "deep_ensemble")
+    assert {k for k in others if k in metrics} == set(run.evaluations)

@@ -206,6 +206,39 @@ class DiffAugEnsembleConfig(Section):
     entropy_images: PositiveInt = Field(200, description="test images for the entropy curve")
 
 
+class SweepConfig(Section):
+    """A test-time perturbation swept over strengths (mollify.robustness); level 0 is the clean evaluation."""
+
+    enabled: bool = False
+    images: PositiveInt | None = Field(None, description="first N clean test images (None: all)")
+    levels: list[Annotated[float, Field(ge=0)]]
+
+
+class PixelSweepConfig(SweepConfig):
+    levels: list[Annotated[int, Field(ge=0)]]
+
+
+class OODConfig(Section):
+    """Out-of-distribution detection (mollify.ood): the test set against the `ood` stage's sets."""
+
+    enabled: bool = False
+    images: PositiveInt | None = Field(None, description="first N images of the test set and of each OOD set (None: all)")
+
+
+class CertifyConfig(Section):
+    """Certified l2 accuracy by denoised randomized smoothing (mollify.certify; Carlini et al.'s defaults)."""
+
+    enabled: bool = False
+    every: PositiveInt = Field(10, description="certify every k-th test image (Carlini et al.: 10, 1,000 CIFAR-10 images)")
+    sigmas: list[Annotated[float, Field(gt=0, le=50)]] = [0.25, 0.5, 1.0]
+    n0: PositiveInt = Field(100, description="noise draws to select the top class")
+    n: PositiveInt = Field(100_000, description="noise draws to bound its probability")
+    alpha: float = Field(0.001, gt=0, lt=0.5, description="failure probability of the certificate")
+    batch_size: PositiveInt = 1000
+    radii: list[Annotated[float, Field(ge=0)]] = Field([0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5],
+                                                       description="l2 radii of the certified-accuracy table")
+
+
 class EvaluateConfig(Section):
     batch_size: PositiveInt = 1000
     ece_bins: PositiveInt = 15
@@ -215,6 +248,26 @@ class EvaluateConfig(Section):
     mc_samples_corrupted: PositiveInt = Field(10, description="... on the corrupted sets (the smoothing reference: 1)")
     mc_sweep: list[PositiveInt] = Field([1, 2, 5, 10, 50], description="clean-set metrics for each n (MC-dropout models)")
     diffaug_ensemble: DiffAugEnsembleConfig = DiffAugEnsembleConfig()
+    # the comparison papers' other evaluations (each off unless switched on)
+    occlusion: PixelSweepConfig = Field(PixelSweepConfig(levels=[0, 8, 12, 16, 20, 24, 28, 32]),
+                                        description="Soft Augmentation: Cutout hole side in pixels")
+    crop: PixelSweepConfig = Field(PixelSweepConfig(levels=[0, 4, 8, 12, 16]),
+                                   description="Soft Augmentation: RandomCrop padding in pixels")
+    white_noise: SweepConfig = Field(SweepConfig(levels=[0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15, 0.18, 0.2, 0.25, 0.3, 0.35]),
+                                     description="NFM: std of Gaussian noise on the standardised image")
+    salt_pepper: SweepConfig = Field(SweepConfig(levels=[0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15, 0.18, 0.2, 0.25, 0.3, 0.35]),
+                                     description="NFM: salt-and-pepper amount")
+    ood: OODConfig = OODConfig()
+    certify: CertifyConfig = CertifyConfig()
+    deep_ensemble: bool = Field(False, description="spatial smoothing's deep ensembles: clean metrics of the ensemble of "
+                                "the first k training seeds' models, k = 1 .. len(seeds)")
+
+    @field_validator("salt_pepper")
+    @classmethod
+    def _amounts_are_fractions(cls, sweep: SweepConfig) -> SweepConfig:
+        if any(level > 1 for level in sweep.levels):
+            raise ValueError("salt-and-pepper amounts are fractions of the pixels: each level must be at most 1")
+        return sweep
 
 
 class Params(Section):

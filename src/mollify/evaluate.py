@@ -156,3 +156,31 @@ def _combine(values: list[Any], reduce: Callable[[list[Any]], Any]) -> Any:
         combined = {k: _combine([v[k] for v in values], reduce) for k in values[0] if all(k in v for v in values)}
         return {k: v for k, v in combined.items() if v is not _DROP}
     return reduce(values)
+
+
+def perturbation_sweep(probs_of: Callable[[Transform | None], torch.Tensor], labels: np.ndarray, levels: list[float],
+                       perturb: Callable[..., Any], metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]],
+                       seed: int, device: torch.device, visible: bool = False) -> list[dict[str, Any]]:
+    """Metrics of the predictions `probs_of(transform)` under `perturb(x01, level, generator)` at each
+    level (mollify.robustness; one noise stream per level, seeded by the level, so that its draws do
+    not depend on the other levels of the list, continued over the batches). Level 0 is
+    the clean evaluation itself (no transform). With `visible`, `perturb` returns the images and
+    each one's visible fraction (occlusion, crop), and each row holds their mean as `visible`."""
+    target = torch.from_numpy(np.asarray(labels))
+    rows = []
+    for level in levels:
+        g = seeded_generator(seed, round(level * 1000), device)
+        fractions: list[torch.Tensor] = []
+
+        def transform(x: torch.Tensor, level: float = level, g: torch.Generator = g) -> torch.Tensor:
+            if not visible:
+                return perturb(x, level, g)
+            out, fraction = perturb(x, level, g)
+            fractions.append(fraction.double().cpu())
+            return out
+
+        row = {"level": level, **metrics(probs_of(transform if level > 0 else None), target)}
+        if visible:
+            row["visible"] = float(torch.cat(fractions).mean()) if fractions else 1.0
+        rows.append(row)
+    return rows

@@ -21,16 +21,21 @@ from mollify.augment import (BatchRecipe, DiffAug, Mollification, NoisyFeatureMi
                              SoftAugmentation, compose, ensemble_timesteps, make_policy)
 from mollify.config import MethodConfig, Params
 from mollify.data import DatasetMeta, load_meta, load_split
-from mollify.device import Normalize, resolve_device
+from mollify.certify import certified_accuracy, certify, sigma_to_timestep
+from mollify.data.ood import load_ood
+from mollify.device import Normalize, resolve_device, seeded_generator, stream_seed
+from mollify.ensemble import ensemble_size_curve
 from mollify.errors import MollifyError
 from mollify.diffusion import (NUM_TIMESTEPS, DiffusionSettings, denoising_mse, linear_alphas_cumprod, load_unet,
                                make_unet, save_pipeline, train_diffusion)
-from mollify.evaluate import (headline, mean_over_seeds, member_streams, predict_probs, predict_probs_ensemble, predictive_entropy,
-                              summarize, summary_keys)
+from mollify.evaluate import (Transform, headline, mean_over_seeds, member_streams, perturbation_sweep, predict_probs,
+                              predict_probs_ensemble, predictive_entropy, summarize, summary_keys)
 from mollify.io import load_images, load_json, load_npy, load_torch, save_csv, save_json, save_torch
 from mollify.losses import LOSSES
 from mollify.metrics import classification_metrics, reliability_bins
 from mollify.models import create_model, is_stochastic
+from mollify.ood import SCORES, ood_metrics, roc_at, roc_curve
+from mollify.robustness import cutout, random_crop, salt_and_pepper, white_noise
 from mollify.train import TrainSettings, train
 
 log = logging.getLogger(__name__)
@@ -146,7 +151,10 @@ def _code_fingerprint() -> str:
 
 
 def load_model(dataset: str, method: str, device: torch.device, seed: int = 0) -> nn.Module:
-    path = paths.model_file(dataset, method, seed)
+    return load_model_file(paths.model_file(dataset, method, seed), device)
+
+
+def load_model_file(path: Path, device: torch.device) -> nn.Module:
     state = load_torch(path)
     try:
         model = create_model(state["model"], state["num_classes"], **state.get("options", {}))
@@ -176,8 +184,8 @@ def evaluate_method(cfg: Params, dataset: str, method: str, seed: int = 0) -> di
     samples_corrupted = cfg.evaluate.mc_samples_corrupted if stochastic else 1
     batch, precision = cfg.evaluate.batch_size, cfg.train.precision
 
-    def plain(images: np.ndarray, samples: int = samples) -> torch.Tensor:
-        return predict_probs(model, images, normalize, device, batch, precision, samples)
+    def plain(images: np.ndarray | torch.Tensor, samples: int = samples, transform: Transform | None = None) -> torch.Tensor:
+        return predict_probs(model, images, normalize, device, batch, precision, samples, transform)
 
     def plain_corrupted(images: np.ndarray) -> torch.Tensor:
         return plain(images, samples_corrupted)
@@ -244,6 +252,8 @@ def evaluate_method(cfg: Params, dataset: str, method: str, seed: int = 0) -> di
             "default": {k: v for k, v in default.items() if k in ("clean", "corrupted", "corrupted_extra")},
             "ensemble": summarize(ensemble_clean, corruption_table(lambda images: ensemble(images, samples_corrupted), n)),
         }
+    summary.update(other_evaluations(cfg, dataset, x, y, plain, ensemble, diffaug, metrics_of, device,
+                                     paths.evals_dir(dataset, method, seed), seconds))
     out = paths.run_dir(dataset, method, seed)
     save_json(paths.run_summary_file(dataset, method, seed), summary)
     save_csv(out / "corruptions.csv", table)
@@ -276,12 +286,139 @@ def _timed(seconds: dict[str, float], part: str) -> Iterator[None]:
 
 def summarize_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
     """The recipe's result over its training seeds: every run's summary averaged (mean and std,
-    `mean_over_seeds`) and its flat headline metrics for DVC."""
+    `mean_over_seeds`) and its flat headline metrics for DVC; with `evaluate.deep_ensemble`, the
+    deep ensembles of the seeds' models."""
     runs = [load_json(paths.run_summary_file(dataset, method, seed)) for seed in cfg.seeds]
     summary = mean_over_seeds(runs, cfg.seeds)
+    if cfg.evaluate.deep_ensemble:
+        curve = deep_ensemble(cfg, dataset, [paths.model_file(dataset, method, seed) for seed in cfg.seeds])
+        summary["deep_ensemble"] = {str(row.pop("size")): row for row in curve}
     save_json(paths.summary_file(dataset, method), summary)
     save_json(paths.metrics_file(dataset, method), headline(summary, len(runs)))
+    save_json(paths.evals_metrics_file(dataset, method), evals_headline(summary))
     return summary
+
+
+def deep_ensemble(cfg: Params, dataset: str, model_files: list[Path]) -> list[dict[str, Any]]:
+    """Deep ensembles of the models of one recipe that differ only by seed (the spatial-smoothing
+    paper's comparison): clean-test metrics of the ensemble of the first k models, k = 1 .. M, each
+    member's softmax averaged over `evaluate.mc_samples` passes where it has MC dropout."""
+    device = resolve_device(cfg.device)
+    meta = load_meta(paths.clean_dir(dataset))
+    normalize = Normalize(meta.mean, meta.std, device, cfg.train.channels_last)
+    x, y = load_split(paths.clean_dir(dataset), "test", meta.num_classes)
+    torch.manual_seed(cfg.seed)
+    members = []
+    for path in model_files:
+        model = load_model_file(path, device)
+        if cfg.train.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        samples = cfg.evaluate.mc_samples if is_stochastic(model) else 1
+        members.append(predict_probs(model, x, normalize, device, cfg.evaluate.batch_size, cfg.train.precision, samples))
+    return ensemble_size_curve([p[:, : meta.num_classes] for p in members], torch.from_numpy(y),
+                               lambda probs, labels: classification_metrics(probs, labels, cfg.evaluate.ece_bins))
+
+
+# noise streams of the evaluations apart from each other (and from the DiffAug-Ensemble members, seeded by t < 1000)
+_STREAMS = {"occlusion": 10_000, "crop": 20_000, "white_noise": 30_000, "salt_pepper": 40_000, "certify": 50_000}
+
+
+def other_evaluations(cfg: Params, dataset: str, x: np.ndarray, y: np.ndarray,
+                      predict: Callable[..., torch.Tensor], ensemble: Callable[[np.ndarray], torch.Tensor], diffaug: DiffAug,
+                      metrics_of: Callable[[torch.Tensor, Any], dict[str, float]], device: torch.device,
+                      out: Path, seconds: dict[str, float]) -> dict[str, Any]:
+    """The comparison papers' other evaluations that `evaluate` switches on, on the clean test
+    images x, y: Soft Augmentation's occlusion and crop sweeps, NFM's white and salt-and-pepper
+    noise sweeps, DiffAug's OOD detection (default and DiffAug Ensemble) and certified accuracy by
+    denoised smoothing. `predict(images, transform=...)` is the model's softmax, `ensemble` the
+    DiffAug Ensemble's. Writes one CSV per evaluation under `out` (plot data) and returns their
+    summaries keyed by level / set / sigma (so that `mean_over_seeds` averages them); the wall
+    time of each goes to `seconds`."""
+    ev, results = cfg.evaluate, {}
+    out.mkdir(parents=True, exist_ok=True)
+    meta = load_meta(paths.clean_dir(dataset))
+    sweeps = {
+        "occlusion": (ev.occlusion, lambda z, level, g: cutout(z, int(level), g), True),
+        "crop": (ev.crop, lambda z, level, g: random_crop(z, int(level), g), True),
+        "white_noise": (ev.white_noise, lambda z, level, g: white_noise(z, level, meta.std, g), False),
+        "salt_pepper": (ev.salt_pepper, salt_and_pepper, False),
+    }
+    for name, (sweep, perturb, visible) in sweeps.items():
+        if sweep.enabled:
+            images, labels = x[: sweep.images], y[: sweep.images]
+            with _timed(seconds, name):
+                rows = perturbation_sweep(lambda transform: predict(images, transform=transform), labels, sweep.levels, perturb,
+                                          metrics_of, stream_seed(cfg.seed, _STREAMS[name]), device, visible)
+            save_csv(out / f"{name}.csv", rows)
+            results[name] = {f"{row['level']:g}": {k: v for k, v in row.items() if k != "level"} for row in rows}
+    if ev.ood.enabled:
+        with _timed(seconds, "ood"):
+            results["ood"] = _ood_evaluation(cfg, dataset, x, predict, ensemble, out)
+    if ev.certify.enabled:
+        with _timed(seconds, "certify"):
+            results["certified"] = _certify_evaluation(cfg, x, y, meta.num_classes, predict, diffaug, device, out)
+    return results
+
+
+def _ood_evaluation(cfg: Params, dataset: str, x: np.ndarray, predict: Callable[..., torch.Tensor],
+                    ensemble: Callable[[np.ndarray], torch.Tensor], out: Path) -> dict[str, Any]:
+    """AUROC and FPR@95 of each score (mollify.ood) for the test set against each OOD set, with the
+    default prediction and the DiffAug Ensemble; ROC curves (MSP) at 101 FPR points (`ood_roc.csv`)."""
+    n = cfg.evaluate.ood.images
+    evaluations = {"default": predict, "diffaug_ensemble": ensemble}
+    in_dist = {name: fn(x[:n]) for name, fn in evaluations.items()}
+    results: dict[str, Any] = {}
+    curves = []
+    for name, (kind, images) in load_ood(paths.ood_dir(dataset)).items():
+        results[name] = {"kind": kind, "images": len(images[:n])}
+        for evaluation, fn in evaluations.items():
+            probs = fn(images[:n])
+            results[name][evaluation] = ood_metrics(in_dist[evaluation], probs)
+            curve = roc_curve(SCORES["msp"](in_dist[evaluation]), SCORES["msp"](probs))
+            curves += [{"ood_set": name, "evaluation": evaluation, "fpr": fpr, "tpr": tpr}
+                       for fpr, tpr in roc_at(curve, [k / 100 for k in range(101)])]
+    save_csv(out / "ood_roc.csv", curves)
+    return results
+
+
+def _certify_evaluation(cfg: Params, x: np.ndarray, y: np.ndarray, num_classes: int, predict: Callable[..., torch.Tensor],
+                        diffaug: DiffAug, device: torch.device, out: Path) -> dict[str, Any]:
+    """Certified accuracy at each radius of `evaluate.certify.radii` for each sigma, and the best
+    sigma per radius (as the DiffAug paper's table): denoised smoothing with our diffusion model."""
+    settings = cfg.evaluate.certify
+    images = torch.from_numpy(x[:: settings.every]).to(device)
+    labels = torch.from_numpy(y[:: settings.every])
+    accuracy: dict[str, dict[str, float]] = {}
+    timesteps: dict[str, int] = {}
+    for k, sigma in enumerate(settings.sigmas):
+        t = sigma_to_timestep(sigma, diffaug.alphas_cumprod.cpu())
+        g = seeded_generator(stream_seed(cfg.seed, _STREAMS["certify"]), k, device)
+        classify = lambda copies, t=t, g=g: predict(copies, transform=lambda z: diffaug(z, g, t)).argmax(dim=1)  # noqa: E731
+        predictions = certify(classify, images, num_classes, sigma, settings.n0, settings.n, settings.alpha, settings.batch_size)
+        timesteps[f"{sigma:g}"] = t
+        accuracy[f"sigma_{sigma:g}"] = dict(zip((f"{r:g}" for r in settings.radii), certified_accuracy(predictions, labels, settings.radii)))
+    accuracy["best"] = {r: max(by_sigma[r] for by_sigma in accuracy.values()) for r in next(iter(accuracy.values()))}
+    save_csv(out / "certified.csv", [{"sigma": key.removeprefix("sigma_"), "radius": float(r), "certified_acc": acc}
+                                     for key, by_radius in accuracy.items() for r, acc in by_radius.items()])
+    return {"images": len(labels), "n0": settings.n0, "n": settings.n, "alpha": settings.alpha, "timesteps": timesteps,
+            "accuracy": accuracy}
+
+
+def evals_headline(summary: dict[str, Any]) -> dict[str, Any]:
+    """The DVC metrics of the other evaluations (`paths.evals_metrics_file`, means over seeds):
+    accuracy at each sweep level, OOD AUROC / FPR@95 per set, evaluation and score, certified
+    accuracy per sigma and radius, and the deep ensembles' NLL / accuracy / ECE per size."""
+    flat: dict[str, Any] = {}
+    for name in ("occlusion", "crop", "white_noise", "salt_pepper"):
+        if name in summary:
+            flat[name] = {f"acc_{level}": row["acc"] for level, row in summary[name].items()}
+    if "ood" in summary:
+        flat["ood"] = {name: {k: v for k, v in result.items() if k not in ("kind", "images")} for name, result in summary["ood"].items()}
+    if "certified" in summary:
+        flat["certified"] = summary["certified"]["accuracy"]
+    if "deep_ensemble" in summary:
+        flat["deep_ensemble"] = {size: {k: row[k] for k in ("acc", "nll", "ece")} for size, row in summary["deep_ensemble"].items()}
+    return flat
 
 
 def _severity_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:

@@ -74,8 +74,30 @@ def run_dir(dataset: str, method: str, seed: int = 0) -> Path:
 
 
 def run_summary_file(dataset: str, method: str, seed: int = 0) -> Path:
-    """The detailed metrics of one run: per severity, group, DiffAug Ensemble, MC sweep."""
+    """The detailed metrics of one run: per severity, group, DiffAug Ensemble, MC sweep, the other evaluations."""
     return run_dir(dataset, method, seed) / "summary.json"
+
+
+def evals_dir(dataset: str, method: str, seed: int = 0) -> Path:
+    """The plot data of one run's other evaluations (occlusion, crop, noise sweeps, OOD ROC curves,
+    certified accuracy): one CSV per evaluation switched on."""
+    return run_dir(dataset, method, seed) / "evals"
+
+
+def evals_metrics_file(dataset: str, method: str) -> Path:
+    """The other evaluations' headline numbers over seeds (and the deep ensembles') as DVC metrics,
+    apart from the flat headline of `metrics_file`."""
+    return METRICS / dataset / "evals" / f"{method}.json"
+
+
+def deep_ensemble_file(dataset: str, method: str) -> Path:
+    """Clean metrics of the ensemble of the first k seeds' models against k (plot data)."""
+    return PLOTS / "methods" / dataset / method / "deep_ensemble.csv"
+
+
+def ood_dir(dataset: str) -> Path:
+    """The out-of-distribution test sets of `dataset` (stage `ood`): <name>.npy and sets.json."""
+    return DATA / dataset / "ood"
 
 
 def train_log_dir(dataset: str, method: str, seed: int = 0) -> Path:

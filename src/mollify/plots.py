@@ -345,3 +345,28 @@ def mollification_examples(image: np.ndarray, mean: tuple[float, ...], std: tupl
         axes[r, 0].set_ylabel(name)
     fig.suptitle("mollified examples (title: target confidence of the true class)", fontsize=9)
     _save(fig, path)
+
+
+def curves(rows: list[dict[str, Any]], panels: tuple[str, ...], x: str, y: str, path: Path, xlabel: str, ylabel: str,
+           variant: str | None = None, diagonal: bool = False, percent: bool = False) -> None:
+    """Line plots for the comparison papers' other evaluations: a panel per value of the `panels`
+    keys (e.g. dataset and sweep), a colour per method, and per value of `variant` (e.g. the
+    default evaluation and the DiffAug Ensemble, or sigma) a line style; `diagonal` draws y = x
+    (a ROC curve's chance line), `percent` shows y in percent."""
+    keyed = [{**r, "_panel": " / ".join(str(r[k]) for k in panels)} for r in rows]
+    groups = _by(keyed, "_panel")
+    colours = _colours(rows)
+    styles = ["-", "--", ":", "-."]
+    fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(4.2 * max(1, len(groups)), 3.6), squeeze=False)
+    for ax, (title, prows) in zip(axes[0], groups.items()):
+        if diagonal:
+            ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+        for method, mrows in _by(prows, "method").items():
+            for k, (value, vrows) in enumerate(_by(mrows, variant).items() if variant else [(None, mrows)]):
+                ax.plot([r[x] for r in vrows], [(100 if percent else 1) * r[y] for r in vrows], marker="o" if len(vrows) < 30 else None,
+                        markersize=3, color=colours[method], linestyle=styles[k % len(styles)],
+                        label=method if value is None else f"{method} ({variant} {value})")
+        ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+        ax.grid(alpha=0.3)
+    _legend(axes[0, -1])
+    _save(fig, path)

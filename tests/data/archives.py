@@ -103,3 +103,15 @@ def tiny_c_archive(path: Path, corruptions: list[str], files: int = 2) -> None:
                     for k in range(files):
                         data = _jpeg((40 + 80 * label, 40 * severity, 0))
                         _add_bytes(tar, f"Tiny-ImageNet-C/{name}/{severity}/{wnid}/ILSVRC2012_val_{k}{label}.JPEG", data)
+
+
+def svhn_mat(path: Path, n: int = 12, seed: int = 0) -> dict[str, np.ndarray]:
+    """test_32x32.mat in miniature (MATLAB 5 format, as the release): X uint8 (32, 32, 3, n), y (n, 1)
+    in 1..10; returns the images (n, 3, 32, 32) and the labels 1..10 it holds."""
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+    labels = np.arange(n) % 10 + 1
+    savemat(path, {"X": images.transpose(2, 3, 1, 0), "y": labels[:, None].astype(np.uint8)})
+    return {"x": images, "y": labels}

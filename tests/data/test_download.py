@@ -13,15 +13,6 @@ from mollify.data import DATASETS, load_meta, load_split, prepare_dataset
 from mollify.data.download import download, md5sum
 from mollify.errors import MollifyError
 from tests.data.archives import TINY_WNIDS, cifar_archive, tinyimagenet_archive
-from tests.data.loopback import serve
-
-
-@pytest.fixture
-def server(tmp_path: Path):
-    served = tmp_path / "served"
-    served.mkdir()
-    with serve(served) as url:
-        yield served, url
 
 
 def _use_md5_of(monkeypatch: pytest.MonkeyPatch, name: str, archive: Path) -> None:

@@ -56,6 +56,22 @@ def decode_rgb(data: bytes) -> np.ndarray:
         return np.asarray(im.convert("RGB")).transpose(2, 0, 1)
 
 
+def read_svhn(path: Path) -> Split:
+    """SVHN's {train,test}_32x32.mat (scipy.io): X uint8 (32, 32, 3, N) -> (N, 3, 32, 32), labels
+    1..10 -> 0..9 (10 is the digit 0, as torchvision.datasets.SVHN)."""
+    from scipy.io import loadmat  # only the OOD stage reads .mat files
+
+    try:
+        mat = loadmat(path)
+        images = np.ascontiguousarray(mat["X"].transpose(3, 2, 0, 1)).astype(np.uint8)
+        labels = np.asarray(mat["y"], dtype=np.int64).reshape(-1) % 10
+    except (ValueError, KeyError, OSError, TypeError) as e:
+        raise MollifyError(f"{path} is not a readable SVHN .mat file ({e}); delete it and run again.") from None
+    if images.shape[1:] != (3, 32, 32) or len(images) != len(labels):
+        raise MollifyError(f"{path}: SVHN images of shape {images.shape} for {len(labels)} labels; delete it and run again.")
+    return images, labels
+
+
 _TINY_ROOT = "tiny-imagenet-200/"
 
 

@@ -38,7 +38,8 @@ DATASETS: dict[str, DatasetInfo] = {
 
 @dataclass(frozen=True)
 class CorruptedInfo:
-    """An official corrupted test set (Hendrycks & Dietterich, ICLR 2019): one tar archive."""
+    """An archive of an evaluation-only set (the official corrupted test sets of Hendrycks &
+    Dietterich, ICLR 2019; SVHN): its canonical URL and md5."""
 
     url: str
     md5: str
@@ -50,3 +51,8 @@ CORRUPTED: dict[str, CorruptedInfo] = {
     "cifar100": CorruptedInfo("https://zenodo.org/record/3555552/files/CIFAR-100-C.tar", "11f0ed0f1191edbf9fa23466ae6021d3"),
     "tinyimagenet": CorruptedInfo("https://zenodo.org/record/8206060/files/Tiny-ImageNet-C.tar", "f9c9a9dbdc11469f0b850190f7ad8be1"),
 }
+
+
+# SVHN's test split (Netzer et al. 2011), the far out-of-distribution set of CIFAR / TinyImageNet
+# (md5 as torchvision.datasets.SVHN); a MATLAB file: X uint8 (32, 32, 3, N), y (N, 1) in 1..10, 10 = digit 0
+SVHN_TEST = CorruptedInfo("http://ufldl.stanford.edu/housenumbers/test_32x32.mat", "eb5a983be6a315427106f1b164d9cef3")

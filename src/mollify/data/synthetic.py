@@ -41,6 +41,27 @@ def _shape_masks(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     )
 
 
+# Out-of-distribution classes for the demo's OOD evaluation: shapes the ten classes never contain
+NOVEL_CLASS_NAMES = ("half_disk", "three_dots", "arrow", "checker")
+
+
+def _novel_shape_masks(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Inside-tests of the four novel shapes (same local coordinates as _shape_masks)."""
+    r = torch.sqrt(u**2 + v**2)
+    a, b = u.abs(), v.abs()
+    dots = torch.zeros_like(r, dtype=torch.bool)
+    for angle in (math.pi / 2, math.pi / 2 + 2 * math.pi / 3, math.pi / 2 + 4 * math.pi / 3):
+        dots |= torch.sqrt((u - 0.5 * math.cos(angle)) ** 2 + (v - 0.5 * math.sin(angle)) ** 2) < 0.25
+    return torch.stack(
+        [
+            (r < 0.75) & (v > 0),
+            dots,
+            ((a < 0.15) & (v > -0.8) & (v < 0.2)) | ((v >= 0.1) & (v < 0.8 - 1.4 * a)),
+            (torch.maximum(a, b) < 0.7) & ((u > 0) ^ (v > 0)),
+        ]
+    )
+
+
 def _stroke(n: int, g: torch.Generator, yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
     """Coverage (B, 1, H, W) of a random line segment, 4-10 px long and 1-2 px wide."""
     start = (torch.rand(n, 2, generator=g) - 0.5) * IMAGE_SIZE
@@ -56,8 +77,9 @@ def _stroke(n: int, g: torch.Generator, yy: torch.Tensor, xx: torch.Tensor) -> t
     return torch.nn.functional.avg_pool2d(coverage[:, None], _SUPERSAMPLE)
 
 
-def _render(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Render one chunk of images with the given labels: float (B, 3, H, W) in [0, 1]."""
+def _render(labels: torch.Tensor, g: torch.Generator, shapes=_shape_masks) -> torch.Tensor:
+    """Render one chunk of images with the given labels (indices into `shapes`' masks): float
+    (B, 3, H, W) in [0, 1]."""
     n = labels.shape[0]
     s = IMAGE_SIZE * _SUPERSAMPLE
 
@@ -76,7 +98,7 @@ def _render(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
     u = (cos * dx + sin * dy) / (half_size * aspect)[:, None, None]
     v = (-sin * dx + cos * dy) / (half_size / aspect)[:, None, None]
-    masks = _shape_masks(u, v)
+    masks = shapes(u, v)
     alpha = masks[labels, torch.arange(n)].float()
     alpha = torch.nn.functional.avg_pool2d(alpha[:, None], _SUPERSAMPLE)  # (B, 1, H, W)
 
@@ -119,12 +141,14 @@ def _render(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return image.clamp(0, 1)
 
 
-def generate(n: int, seed: int, chunk: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """`n` images with balanced, shuffled labels: uint8 (n, 3, 32, 32) and int64 (n,)."""
+def generate(n: int, seed: int, chunk: int = 1000, novel: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """`n` images with balanced, shuffled labels: uint8 (n, 3, 32, 32) and int64 (n,); with
+    `novel`, of the NOVEL_CLASS_NAMES instead (out-of-distribution images, the same rendering)."""
     g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(n) % len(CLASS_NAMES)
+    names, shapes = (NOVEL_CLASS_NAMES, _novel_shape_masks) if novel else (CLASS_NAMES, _shape_masks)
+    labels = torch.arange(n) % len(names)
     labels = labels[torch.randperm(n, generator=g)]
-    images = torch.cat([_render(labels[i : i + chunk], g) for i in range(0, n, chunk)])
+    images = torch.cat([_render(labels[i : i + chunk], g, shapes) for i in range(0, n, chunk)])
     images = (images * 255).round().to(torch.uint8)
     return images.numpy(), labels.numpy().astype(np.int64)
 
@@ -132,7 +156,12 @@ def generate(n: int, seed: int, chunk: int = 1000) -> tuple[np.ndarray, np.ndarr
 def generate_at(n: int, seed: int, size: int) -> np.ndarray:
     """`n` demo images resized bilinearly from 32 px to `size` px: uint8 (n, 3, size, size), for
     tests and benchmarks of the 64-px (Tiny-ImageNet) corruption tables."""
-    images = torch.from_numpy(generate(n, seed)[0]).float()
-    if size != IMAGE_SIZE:
-        images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
-    return images.round().clamp(0, 255).to(torch.uint8).numpy()
+    return resize(generate(n, seed)[0], size)
+
+
+def resize(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (N, C, H, W) resized bilinearly to `size` px (unchanged at the same size)."""
+    if images.shape[-1] == size:
+        return images
+    x = torch.nn.functional.interpolate(torch.from_numpy(images).float(), size=(size, size), mode="bilinear", align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).numpy()

@@ -1,0 +1,16 @@
+"""Fixtures of the download tests."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.data.loopback import serve
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    """A folder served on 127.0.0.1: (the folder, its base URL)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    with serve(served) as url:
+        yield served, url
