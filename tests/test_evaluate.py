@@ -124,3 +124,9 @@ def test_ensemble_members_see_their_fixed_t_and_average_the_softmax():
 def test_predictive_entropy_known_values():
     probs = torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]], dtype=torch.float64)
     torch.testing.assert_close(predictive_entropy(probs), torch.tensor([np.log(2), 0.0, np.log(3)], dtype=torch.float64))
+
+
+def test_pooled_acc90_and_unc90_are_0_where_no_set_has_a_qualifying_sample():
+    zero = {"err": 0.0, "nll": 0.0, "ece": 0.0, "acc90": 0.0, "freq90": 0.0, "unc90": 0.0}
+    summary = summarize(zero, [{"corruption": c, "severity": 1, **zero} for c in STANDARD[:3]])["corrupted"]
+    assert (summary["acc90"], summary["unc90"], summary["freq90"], summary["mce"]) == (0.0, 0.0, 0.0, 0.0)
