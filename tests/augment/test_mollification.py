@@ -255,3 +255,13 @@ def test_uniform_role_weights_and_seeded_generator(monkeypatch):
     torch.manual_seed(0)
     second = m(x, y)
     assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+
+
+def test_float64_batches_stay_float64_with_float64_noise(monkeypatch):
+    _fixed_draws(monkeypatch, "ne", [0.5, 1.0])
+    x = _images(2).double()
+    xm, ym = Mollification(num_classes=10)(x, torch.nn.functional.one_hot(torch.arange(2), 10).double(),
+                                           torch.Generator().manual_seed(5))
+    eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    assert xm.dtype == ym.dtype == torch.float64
+    torch.testing.assert_close(xm, torch.stack([math.sqrt(0.5) * (x[0] + eps[0]), eps[1]]), atol=1e-6, rtol=0)  # t is float32
