@@ -8,8 +8,9 @@
 Each module runs as `nice -n 19 mutmut run --max-children 1 <its mutants>` with the [tool.mutmut]
 configuration of pyproject.toml: mutants are the core modules' functions, and each mutant runs only
 the tests (of the core modules' own test files) that call the mutated function. A module resumes
-where an interrupted run stopped (only its unchecked mutants run); `--rerun` checks all of them
-again (after a source change, or to retest the survivors after adding tests). Not part of `.ci/run`:
+where an interrupted run stopped (only its unchecked mutants run); `--retest-survivors` runs the
+surviving ones again (after adding tests: a killed mutant stays killed while its tests stay), and
+`--rerun` all of them (after a source change). Not part of `.ci/run`:
 the whole set takes hours on 2 cores. The score is killed / (mutants with tests), timeouts counted as
 killed (the mutant made the tests hang); the surviving mutants that cannot change behaviour are
 listed in the README's testing section.
@@ -75,10 +76,12 @@ def print_table(modules: list[str]) -> None:
         print("| " + " | ".join(str(row[k]) for k in header) + " |")
 
 
-def run_module(module: str, rerun: bool) -> None:
-    """mutmut on this module's mutants: the unchecked ones, or all of them with `rerun`."""
+def run_module(module: str, rerun: bool, retest_survivors: bool) -> None:
+    """mutmut on this module's mutants: the unchecked ones (and the survivors with `retest_survivors`),
+    or all of them with `rerun`."""
     known = results(module)
-    names = [f"{MODULES[module]}.*"] if rerun or not known else [n for n, code in known.items() if code is None]
+    again = {None} | (SURVIVED if retest_survivors else set())
+    names = [f"{MODULES[module]}.*"] if rerun or not known else [n for n, code in known.items() if code in again]
     if not names:
         return
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per test process: the machine is shared
@@ -89,6 +92,7 @@ def run_module(module: str, rerun: bool) -> None:
 def main(modules: list[str] = typer.Argument(None, help=f"modules to run (default: all): {', '.join(MODULES)}"),
          table: bool = typer.Option(False, help="only print the table of the results in mutants/"),
          rerun: bool = typer.Option(False, help="check every mutant of the modules again, not only the unchecked ones"),
+         retest_survivors: bool = typer.Option(False, help="check the surviving mutants again too (after adding tests)"),
          survivors: bool = typer.Option(False, help="only list the surviving mutants of the modules")) -> None:
     modules = modules or list(MODULES)
     if unknown := [m for m in modules if m not in MODULES]:
@@ -98,7 +102,7 @@ def main(modules: list[str] = typer.Argument(None, help=f"modules to run (defaul
         return
     if not table:
         for module in modules:
-            run_module(module, rerun)
+            run_module(module, rerun, retest_survivors)
     print_table(modules)
 
 
