@@ -151,7 +151,8 @@ def test_visible_fraction_from_both_offsets_to_confidence(monkeypatch, power, co
     torch.testing.assert_close(y[:, 0], (1 - p) / 9)
 
 
-def test_soft_crop_sigma_and_background(monkeypatch):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_soft_crop_sigma_and_background(monkeypatch, dtype):
     """The active crop draws offsets at sigma_crop, the switched-off one at sigma_crop / 1000; the
     canvas is `background` x N(0, 1) per channel, drawn after the offsets from the same generator."""
     sigmas = []
@@ -161,11 +162,11 @@ def test_soft_crop_sigma_and_background(monkeypatch):
         return torch.tensor([[0, 31]] * batch)  # only the first column of the image stays in view
 
     monkeypatch.setattr("mollify.augment.soft_augmentation.crop_offsets", spy)
-    x = torch.randn(2, 3, 32, 32)
+    x = torch.randn(2, 3, 32, 32, dtype=dtype)
     sa = SoftAugmentation(10, sigma_crop=6.0, background=0.5)
     out, _ = sa(x, torch.tensor([0, 1]), torch.Generator().manual_seed(7))
     g = torch.Generator().manual_seed(7)
-    background = 0.5 * torch.randn(2, 3, generator=g)
+    background = 0.5 * torch.randn(2, 3, generator=g, dtype=dtype)  # drawn in the images' precision
     torch.testing.assert_close(out[:, :, :, 0], x[:, :, :, 31])
     torch.testing.assert_close(out[:, :, :, 1:], background[:, :, None, None].expand(2, 3, 32, 31))
     sa.start_epoch(9, 10)  # final_epochs_without = 21 > 10: off from epoch max(0.45, -11) on
