@@ -168,7 +168,7 @@ def test_soft_crop_sigma_and_background(monkeypatch, dtype):
     g = torch.Generator().manual_seed(7)
     background = 0.5 * torch.randn(2, 3, generator=g, dtype=dtype)  # drawn in the images' precision
     torch.testing.assert_close(out[:, :, :, 0], x[:, :, :, 31])
-    torch.testing.assert_close(out[:, :, :, 1:], background[:, :, None, None].expand(2, 3, 32, 31))
+    assert torch.equal(out[:, :, :, 1:], background[:, :, None, None].expand(2, 3, 32, 31))  # float32 draws differ by 1e-8
     sa.start_epoch(9, 10)  # final_epochs_without = 21 > 10: off from epoch max(0.45, -11) on
     sa(x, torch.tensor([0, 1]), torch.Generator().manual_seed(7))
     assert sigmas == [6.0, 0.006]
