@@ -140,15 +140,24 @@ def test_a_setting_that_turns_the_soft_crop_off_for_every_epoch_is_rejected():
     (3.0, [1 - 0.9 * 0.34375**3, 1 - 0.9 * 0.5**3, 0.1]),
 ])
 def test_visible_fraction_from_both_offsets_to_confidence(monkeypatch, power, confidence):
-    # the second sample loses half a row-range (16 rows), the third a whole column-range (v = 0 -> 1/K)
+    # the second sample loses half a row-range (16 rows), the third a whole column-range (v = 0 -> 1/K);
+    # in float64 throughout for float64 images
     offsets = torch.tensor([[4, -8], [16, 0], [0, 32]])
     monkeypatch.setattr("mollify.augment.soft_augmentation.crop_offsets", lambda *args: offsets)
-    x = torch.randn(3, 3, 32, 32)
+    x = torch.randn(3, 3, 32, 32, dtype=torch.float64)
     labels = torch.tensor([1, 2, 3])
     _, y = SoftAugmentation(10, power=power, confidence_weight="none")(x, labels, torch.Generator().manual_seed(0))
-    p = torch.tensor(confidence)
-    torch.testing.assert_close(y[torch.arange(3), labels], p)
-    torch.testing.assert_close(y[:, 0], (1 - p) / 9)
+    p = torch.tensor(confidence, dtype=torch.float64)
+    torch.testing.assert_close(y[torch.arange(3), labels], p, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(y[:, 0], (1 - p) / 9, rtol=1e-12, atol=1e-12)
+
+
+def test_confidence_defaults_and_edges():
+    assert float(target_confidence(torch.tensor(0.5), 10)) == pytest.approx(1 - 0.9 * 0.25)  # power 2 by default
+    assert float(target_confidence(torch.tensor(1.5), 10)) == 1.0  # more than the image visible: still 1
+    assert target_confidence(torch.tensor(0.0), 10) == torch.tensor(0.1)  # exactly 1/K, not 1 - (1 - 1/K)
+    y = soft_targets(torch.tensor([0, 3]), torch.tensor([0.5, 0.8]), 10)  # labels below K - 1: still K columns
+    assert y.shape == (2, 10) and float(y[1, 9]) == pytest.approx(0.2 / 9)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
