@@ -216,14 +216,16 @@ def test_label_powers_reach_each_schedule(monkeypatch):
     assert float(ym[1, 0]) == pytest.approx(1 / 80, rel=1e-5)
 
 
-def test_combined_variant_values(monkeypatch):
-    # t = 1/2: blurred at sigma = sqrt(9.6), then x sqrt(1/2) + eps sqrt(1/2); gamma = 1 - (1/2)(1/2) = 3/4
-    m = Mollification(num_classes=10, roles="n", combined=True)
+@pytest.mark.parametrize(("npow", "bpow", "gamma"), [(1.0, 1.0, 0.75), (2.0, 3.0, 1 - 0.75 * 0.875)])
+def test_combined_variant_values(monkeypatch, npow, bpow, gamma):
+    # t = 1/2: blurred at sigma = sqrt(9.6), then x sqrt(1/2) + eps sqrt(1/2);
+    # gamma = 1 - (1 - (1/2)^npow)(1 - (1/2)^bpow): 3/4 with the default powers
+    m = Mollification(num_classes=10, roles="n", combined=True, npow=npow, bpow=bpow)
     x, eps, xm, ym = _mollify_fixed(monkeypatch, m, "nx", [0.5, 0.0])
     torch.testing.assert_close(xm[0], math.sqrt(0.5) * (_dct_blur(x[0], math.sqrt(9.6)) + eps[0]), atol=1e-4, rtol=1e-4)
     assert torch.equal(xm[1], x[1])
-    assert float(ym[0, 0]) == pytest.approx(0.075 + 0.25, rel=1e-6)
-    assert float(ym[0, 5]) == pytest.approx(0.075, rel=1e-6)
+    assert float(ym[0, 0]) == pytest.approx(gamma / 10 + 1 - gamma, rel=1e-6)
+    assert float(ym[0, 5]) == pytest.approx(gamma / 10, rel=1e-6)
 
 
 @pytest.mark.parametrize(("mode", "true_class", "other", "noise_class"), [
