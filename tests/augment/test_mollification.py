@@ -131,21 +131,6 @@ def test_la_adds_one_class_and_pure_noise_role():
     assert abs(float(xm.mean())) < 0.1 and float(xm.std()) == pytest.approx(1.0, abs=0.05)
 
 
-def test_combined_variant_blurs_then_noises_one_image():
-    x = _images(64)
-    y = torch.nn.functional.one_hot(torch.arange(64) % 10, 10).float()
-    m = Mollification(num_classes=10, roles="n", combined=True)
-    torch.manual_seed(3)
-    xm, ym = m(x, y, torch.Generator().manual_seed(1))
-    torch.manual_seed(3)  # replay the same draws
-    g = torch.Generator().manual_seed(1)
-    _, t = m.sample(64, x.device, g)
-    eps = torch.randn(x.shape, generator=g)
-    torch.testing.assert_close(xm, add_noise(heat_blur(x, t), t, eps))
-    gamma = 1 - (1 - gamma_noise(t)) * (1 - gamma_blur(t))
-    torch.testing.assert_close(ym, smooth_targets(y, gamma, "ls", 10))
-
-
 def test_bad_settings_rejected():
     with pytest.raises(ValueError, match="roles"):
         Mollification(num_classes=10, roles="xq")
