@@ -123,9 +123,10 @@ class _Stop(Exception):
 
 
 def _tiny_run(checkpoint, fingerprint, epochs=3, stop_after=None, schedule="cosine", milestones=()):
-    """A run of `epochs` on 10 images in batches of 4 (2 steps an epoch); `stop_after` epochs it is
-    killed (an exception after that epoch's checkpoint is written). Returns the weights and the
-    learning rate of every optimiser step this call made."""
+    """A run of `epochs` on 10 images in batches of 4 (2 steps an epoch); with `stop_after` it is
+    killed at the end of epoch stop_after + 1, before that epoch's checkpoint (an exception from the
+    epoch callback). Returns the weights, the learning rate of every optimiser step this call made
+    and the epochs of the log entries it was given."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
     lrs = []
