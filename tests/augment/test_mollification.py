@@ -132,10 +132,25 @@ def test_la_adds_one_class_and_pure_noise_role():
 
 
 def test_bad_settings_rejected():
-    with pytest.raises(ValueError, match="roles"):
-        Mollification(num_classes=10, roles="xq")
-    with pytest.raises(ValueError, match="label mode"):
+    for roles in ("xq", "X", ""):
+        with pytest.raises(ValueError, match=f"^roles must be letters of 'xnbe', got '{roles}'$"):
+            Mollification(num_classes=10, roles=roles)
+    message = "^unknown label mode 'lx'; choices: ls, ld, la, lm$"
+    with pytest.raises(ValueError, match=message):
         Mollification(num_classes=10, label_mode="lx")
+    with pytest.raises(ValueError, match=message):
+        smooth_targets(torch.eye(4), torch.zeros(4), "lx", 4)
+
+
+def test_roles_come_from_the_generator_and_t_from_the_global_one():
+    m = Mollification(num_classes=10, roles="xnbe")
+    draws = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        draws.append(m.sample(200, torch.device("cpu"), torch.Generator().manual_seed(0)))
+    assert torch.equal(draws[0][0], draws[1][0])  # the roles: the same stream
+    degraded = (draws[0][0] == ord("n")) | (draws[0][0] == ord("b"))
+    assert not torch.equal(draws[0][1][degraded], draws[1][1][degraded])  # t ~ Beta: torch's global generator
 
 
 def test_losses_on_soft_targets():
