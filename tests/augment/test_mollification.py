@@ -268,3 +268,12 @@ def test_float64_batches_stay_float64_with_float64_noise(monkeypatch):
     assert xm.dtype == ym.dtype == torch.float64
     assert torch.equal(xm[1], eps[1])  # exactly: float32 draws differ from these by 1e-8
     torch.testing.assert_close(xm[0], math.sqrt(0.5) * (x[0] + eps[0]), atol=1e-6, rtol=0)  # t is float32
+
+
+def test_blur_refuses_non_square_images_and_keeps_the_dtype():
+    with pytest.raises(ValueError, match=r"^heat_blur needs square images, got \(4, 8\)$"):
+        heat_blur(torch.zeros(1, 1, 4, 8), torch.zeros(1))
+    x = _images(2).double()
+    out = heat_blur(x, torch.tensor([0.5, 0.5]))
+    assert out.dtype == torch.float64  # computed in float32 (the DCT matmuls), returned as the input's dtype
+    torch.testing.assert_close(out, _dct_blur(x, math.sqrt(9.6)).double(), atol=1e-4, rtol=1e-4)
