@@ -130,3 +130,9 @@ def test_pooled_acc90_and_unc90_are_0_where_no_set_has_a_qualifying_sample():
     zero = {"err": 0.0, "nll": 0.0, "ece": 0.0, "acc90": 0.0, "freq90": 0.0, "unc90": 0.0}
     summary = summarize(zero, [{"corruption": c, "severity": 1, **zero} for c in STANDARD[:3]])["corrupted"]
     assert (summary["acc90"], summary["unc90"], summary["freq90"], summary["mce"]) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_a_table_of_extra_corruptions_only_has_no_standard_block():
+    rows = [r for r in _table((2,)) if r["corruption"] in EXTRA]
+    summary = summarize({"err": 0.1, "nll": 0.3, "ece": 0.02}, rows)
+    assert "corrupted" not in summary and summary["corrupted_extra"]["mce"] == pytest.approx(0.015 + 0.2)
