@@ -131,7 +131,7 @@ def test_la_adds_one_class_and_pure_noise_role():
     assert abs(float(xm.mean())) < 0.1 and float(xm.std()) == pytest.approx(1.0, abs=0.05)
 
 
-def test_bad_settings_rejected():
+def test_bad_settings_rejected_with_their_messages():
     for roles in ("xq", "X", ""):
         with pytest.raises(ValueError, match=f"^roles must be letters of 'xnbe', got '{roles}'$"):
             Mollification(num_classes=10, roles=roles)
