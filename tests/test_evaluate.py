@@ -1,6 +1,15 @@
-"""The flat headline metrics that DVC lists."""
+"""The flat headline metrics that DVC lists; the summaries on a hand-made table (every mean written out
+from the table's construction); MC-dropout and DiffAug-Ensemble averaging."""
 
-from mollify.evaluate import headline
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from mollify.corruptions import EXTRA, STANDARD
+from mollify.device import Normalize
+from mollify.evaluate import headline, member_streams, predict_probs, predict_probs_ensemble, predictive_entropy, summarize
 
 
 def test_headline_picks_clean_and_standard_corrupted_numbers():
@@ -18,18 +27,6 @@ def test_headline_without_standard_corruptions_has_nulls():
     assert headline(summary, seeds=3) == {"err": 0.25, "nll": 0.7, "ece": 0.05, "mce": None, "c_nll": None,
                                           "c_ece": None, "seeds": 3}
 
-
-# ---- the summaries on a hand-made table: every mean written out from the table's construction
-
-import itertools  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from mollify.corruptions import EXTRA, STANDARD  # noqa: E402
-from mollify.device import Normalize  # noqa: E402
-from mollify.evaluate import member_streams, predict_probs, predict_probs_ensemble, predictive_entropy, summarize  # noqa: E402
 
 # err of corruption number c (its place in STANDARD or EXTRA) at severity s: c / 100 + s / 10;
 # nll = 2 err, ece = err / 4, so every mean below follows from sums of integers

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mollify.corruptions import CORRUPTIONS, EXTRA, SEVERITY_TABLES, STANDARD, corrupt
+from mollify.corruptions import CORRUPTIONS, EXTRA, GROUPS, SEVERITY_TABLES, STANDARD, corrupt, group_of
 from mollify.corruptions.blur import _glass_shuffle
 from mollify.corruptions.filters import _dilate3, distance_transform_l2_5, fold, motion_blur
 from mollify.corruptions.ops import _bilinear, _jpeg_files, disk_kernel, gaussian_blur, poisson_alias_table, shot_noise
@@ -273,8 +273,6 @@ def test_severities_outside_1_to_5_are_refused(severity):
 
 
 def test_groups_partition_the_nineteen_and_the_standard_fifteen():
-    from mollify.corruptions import EXTRA, GROUPS, STANDARD, group_of
-
     assert sorted(STANDARD + EXTRA) == sorted(CORRUPTIONS) and len(STANDARD) == 15 and len(EXTRA) == 4
     assert [group_of(n) for n in ("shot_noise", "zoom_blur", "frost", "pixelate", "spatter", "saturate")] == [
         "noise", "blur", "weather", "digital", "weather", "digital"]
