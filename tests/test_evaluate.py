@@ -1,10 +1,17 @@
-"""The flat headline metrics that DVC lists."""
+"""The flat headline metrics that DVC lists; the summaries on a hand-made table (every mean written out
+from the table's construction); MC-dropout and DiffAug-Ensemble averaging."""
 
+import itertools
 import math
 
+import numpy as np
 import pytest
+import torch
 
-from mollify.evaluate import headline, mean_over_seeds
+from mollify.corruptions import EXTRA, STANDARD
+from mollify.device import Normalize
+from mollify.evaluate import (headline, mean_over_seeds, member_streams, predict_probs, predict_probs_ensemble,
+                              predictive_entropy, summarize)
 
 
 def test_headline_picks_clean_and_standard_corrupted_numbers():
@@ -113,3 +120,110 @@ def test_evals_headline_flattens_the_other_evaluations():
         "certified": {"sigma_0.25": {"0": 0.4}, "best": {"0": 0.4}},
         "deep_ensemble": {"1": {"acc": 0.5, "nll": 1.0, "ece": 0.1}, "2": {"acc": 0.5, "nll": 0.8, "ece": 0.1}},
     }
+
+
+# err of corruption number c (its place in STANDARD or EXTRA) at severity s: c / 100 + s / 10;
+# nll = 2 err, ece = err / 4, so every mean below follows from sums of integers
+_GROUP_OF = {"gaussian_noise": "noise", "shot_noise": "noise", "impulse_noise": "noise", "speckle_noise": "noise",
+             "defocus_blur": "blur", "glass_blur": "blur", "motion_blur": "blur", "zoom_blur": "blur",
+             "gaussian_blur": "blur", "snow": "weather", "frost": "weather", "fog": "weather", "spatter": "weather"}
+
+
+def _row(names: tuple[str, ...], c: int, s: int) -> dict:
+    err = c / 100 + s / 10
+    return {"corruption": names[c], "severity": s, "err": err, "nll": 2 * err, "ece": err / 4}
+
+
+def _table(severities=(1, 2, 3, 4, 5)) -> list[dict]:
+    return [_row(names, c, s) for names in (STANDARD, EXTRA) for c, s in itertools.product(range(len(names)), severities)]
+
+
+def test_mce_per_severity_per_group_and_extra_means_of_a_hand_made_table():
+    summary = summarize({"err": 0.05, "nll": 0.2, "ece": 0.01}, _table())
+    std, extra = summary["corrupted"], summary["corrupted_extra"]
+    # mean over c = 0..14 of c / 100 is 0.07; mean over s = 1..5 of s / 10 is 0.3
+    assert std["mce"] == pytest.approx(0.37) and std["err"] == pytest.approx(0.37)
+    assert std["nll"] == pytest.approx(0.74) and std["ece"] == pytest.approx(0.0925)
+    assert std["n_corruptions"] == 15 and extra["n_corruptions"] == 4
+    assert extra["mce"] == pytest.approx(0.015 + 0.3)  # c = 0..3: mean 0.015
+    assert {s: v["err"] for s, v in std["by_severity"].items()} == pytest.approx({str(s): 0.07 + s / 10 for s in range(1, 6)})
+    assert std["by_severity"]["2"]["nll"] == pytest.approx(2 * 0.27)
+    assert std["by_corruption"]["fog"]["err"] == pytest.approx(STANDARD.index("fog") / 100 + 0.3)
+    assert list(std["by_corruption"]) == list(STANDARD)
+    groups = {g: [c for c, name in enumerate(STANDARD) if _GROUP_OF.get(name, "digital") == g]
+              for g in ("noise", "blur", "weather", "digital")}
+    assert {g: v["err"] for g, v in std["by_group"].items()} == pytest.approx(
+        {g: np.mean(cs) / 100 + 0.3 for g, cs in groups.items()})
+    assert {g: v["ece"] for g, v in extra["by_group"].items()} == pytest.approx(
+        {g: (EXTRA.index(name) / 100 + 0.3) / 4 for name, g in zip(EXTRA, ("noise", "blur", "weather", "digital"))})
+    assert set(std["by_severity"]["1"]) == {"err", "nll", "ece"}
+
+
+def test_summaries_of_a_table_with_some_severities_and_no_extra_corruptions():
+    table = [r for r in _table((1, 3)) if r["corruption"] in STANDARD[:2]]
+    summary = summarize({"err": 0.1, "nll": 0.3, "ece": 0.02}, table)
+    assert "corrupted_extra" not in summary and summary["clean"] == {"err": 0.1, "nll": 0.3, "ece": 0.02}
+    assert summary["corrupted"]["mce"] == pytest.approx(0.005 + 0.2)
+    assert list(summary["corrupted"]["by_severity"]) == ["1", "3"]
+    assert summary["corrupted"]["by_group"] == {"noise": pytest.approx({"err": 0.205, "nll": 0.41, "ece": 0.05125})}
+
+
+class _Sequence(torch.nn.Module):
+    """Returns log p_i for the i-th call: softmax gives p_i back, so the MC mean is known."""
+
+    def __init__(self, probs: list[list[float]]):
+        super().__init__()
+        self.probs, self.calls = torch.tensor(probs), 0
+
+    def forward(self, x):
+        p = self.probs[self.calls % len(self.probs)]
+        self.calls += 1
+        return p.log().expand(len(x), -1)
+
+
+def test_mc_dropout_averages_the_softmax_of_n_passes_per_batch():
+    model = _Sequence([[0.5, 0.5, 0.0], [0.2, 0.2, 0.6], [0.8, 0.1, 0.1], [0.3, 0.3, 0.4]])
+    images = torch.zeros(6, 3, 2, 2, dtype=torch.uint8)
+    norm = Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+    probs = predict_probs(model, images, norm, torch.device("cpu"), batch_size=4, samples=3)
+    assert probs.dtype == torch.float64 and model.calls == 6  # 2 batches x 3 passes
+    torch.testing.assert_close(probs[:4], torch.tensor([[0.5, 0.8 / 3, 0.7 / 3]] * 4, dtype=torch.float64))
+    torch.testing.assert_close(probs[4:], torch.full((2, 3), 1 / 3, dtype=torch.float64))  # passes 4, 1, 2
+
+
+def test_ensemble_members_see_their_fixed_t_and_average_the_softmax():
+    seen = []
+
+    def diffaug(x, g, t):
+        seen.append(t)
+        return torch.full_like(x, t / 1000)  # an image whose value encodes the member's t
+
+    class Brightness(torch.nn.Module):
+        def forward(self, x):  # class 0 for dark images, class 1 for bright ones
+            return torch.stack([-x.mean((1, 2, 3)), x.mean((1, 2, 3))], 1) * 10
+
+    images = torch.zeros(2, 3, 2, 2, dtype=torch.uint8)
+    norm = Normalize((0.0,) * 3, (1.0,) * 3, torch.device("cpu"))
+    streams = member_streams(0, [0, 100, 400], torch.device("cpu"))
+    probs = predict_probs_ensemble(Brightness(), images, norm, torch.device("cpu"), diffaug, streams)
+    assert seen == [100, 400]  # t = 0 is the raw image
+    # member t: every pixel t / 1000 x 255, normalised to t / 1000 -> logits -+t / 100; p_1 = sigmoid(t / 50)
+    expected = np.mean([1 / (1 + np.exp(-t / 50)) for t in (0, 100, 400)])
+    torch.testing.assert_close(probs[:, 1], torch.full((2,), expected, dtype=torch.float64))
+
+
+def test_predictive_entropy_known_values():
+    probs = torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]], dtype=torch.float64)
+    torch.testing.assert_close(predictive_entropy(probs), torch.tensor([np.log(2), 0.0, np.log(3)], dtype=torch.float64))
+
+
+def test_pooled_acc90_and_unc90_are_0_where_no_set_has_a_qualifying_sample():
+    zero = {"err": 0.0, "nll": 0.0, "ece": 0.0, "acc90": 0.0, "freq90": 0.0, "unc90": 0.0}
+    summary = summarize(zero, [{"corruption": c, "severity": 1, **zero} for c in STANDARD[:3]])["corrupted"]
+    assert (summary["acc90"], summary["unc90"], summary["freq90"], summary["mce"]) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_a_table_of_extra_corruptions_only_has_no_standard_block():
+    rows = [r for r in _table((2,)) if r["corruption"] in EXTRA]
+    summary = summarize({"err": 0.1, "nll": 0.3, "ece": 0.02}, rows)
+    assert "corrupted" not in summary and summary["corrupted_extra"]["mce"] == pytest.approx(0.015 + 0.2)

@@ -1,11 +1,6 @@
-"""Learning-rate schedule, determinism, and kill-and-resume of the train stage."""
+"""Learning-rate schedules, determinism, and resume from a checkpoint (only the remaining epochs, refused on another fingerprint)."""
 
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -95,35 +90,6 @@ def _prepare(workdir, epochs):
     return cfg
 
 
-def test_killed_training_resumes_to_the_same_weights(workdir):
-    epochs = 6
-    cfg = _prepare(workdir, epochs)
-    train_method(cfg, "demo", "trivaug", show_progress=False)
-    uninterrupted = _weights("trivaug")
-    for path in (paths.model_file("demo", "trivaug"), paths.checkpoint_file("demo", "trivaug")):
-        path.unlink(missing_ok=True)
-
-    checkpoint = paths.checkpoint_file("demo", "trivaug")
-    proc = subprocess.Popen([sys.executable, "stages/train.py", "--dataset", "demo", "--method", "trivaug"], cwd=workdir,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while not checkpoint.exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # into the next epoch
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    stopped_at = torch.load(checkpoint, weights_only=True)["epoch"]
-    assert 1 <= stopped_at < epochs, "the run should be killed mid-training"
-    assert not paths.model_file("demo", "trivaug").exists()
-
-    history = train_method(cfg, "demo", "trivaug", show_progress=False)  # the re-run resumes
-    assert [h["epoch"] for h in history] == list(range(1, epochs + 1))
-    resumed = _weights("trivaug")
-    assert resumed.keys() == uninterrupted.keys()
-    for key in uninterrupted:
-        assert torch.equal(resumed[key], uninterrupted[key]), key
-
-
 def test_checkpoint_of_other_settings_is_not_resumed(workdir):
     cfg = _prepare(workdir, 1)
     train_method(cfg, "demo", "baseline", show_progress=False)
@@ -179,3 +145,76 @@ def test_compiled_training_trains_like_eager():
     assert (eager["5.weight"] - initial).abs().max() > 1e-3  # it did train
     for key in eager:
         assert torch.allclose(compiled[key].float(), eager[key].float(), atol=1e-4, rtol=1e-4), key
+
+
+@pytest.mark.parametrize(("warmup", "expected"), [
+    (0, {0: 0.1, 29: 0.1, 30: 0.02, 59: 0.02, 60: 0.004, 99: 0.004}),
+    (10, {0: 0.01, 4: 0.05, 9: 0.1, 10: 0.1, 29: 0.1, 30: 0.02, 60: 0.004}),  # warm-up, then the same milestones
+])
+def test_step_schedule_decays_at_each_milestone_step(warmup, expected):
+    for step, lr in expected.items():
+        assert learning_rate(step, 100, warmup, 0.1, "step", (30, 60), 0.2) == pytest.approx(lr, rel=1e-12), step
+
+
+class _Stop(Exception):
+    pass
+
+
+def _tiny_run(checkpoint, fingerprint, epochs=3, stop_after=None, schedule="cosine", milestones=()):
+    """A run of `epochs` on 10 images in batches of 4 (2 steps an epoch); with `stop_after` it is
+    killed at the end of epoch stop_after + 1, before that epoch's checkpoint (an exception from the
+    epoch callback). Returns the weights, the learning rate of every optimiser step this call made
+    and the epochs of the log entries it was given."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
+    lrs = []
+    hook = register_optimizer_step_pre_hook(lambda opt, *_: lrs.append(opt.param_groups[0]["lr"]))
+    settings = TrainSettings(epochs=epochs, batch_size=4, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                             warmup_epochs=1, seed=0, schedule=schedule, milestones=milestones, lr_decay=0.5)
+    images = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    epochs_seen = []
+
+    def on_epoch(entry):
+        epochs_seen.append(entry["epoch"])
+        if stop_after is not None and entry["epoch"] == stop_after + 1:
+            raise _Stop  # killed during epoch stop_after + 1: the checkpoint of epoch stop_after stays
+
+    try:
+        train(model, images, torch.arange(10), lambda x, g: x, Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")),
+              BatchRecipe(10), soft_cross_entropy, settings, checkpoint=checkpoint, fingerprint=fingerprint,
+              show_progress=False, on_epoch=on_epoch)
+    except _Stop:
+        pass
+    finally:
+        hook.remove()
+    return model.state_dict(), lrs, epochs_seen
+
+
+def test_step_schedule_in_epochs_through_the_loop():
+    # warm-up epoch 0 (lr 0.05, 0.1), then 0.1 until the milestone at epoch 2, then 0.05, 0.025 after epoch 3
+    _, lrs, _ = _tiny_run(None, None, epochs=4, schedule="step", milestones=(2, 3))
+    assert lrs == pytest.approx([0.05, 0.1, 0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
+
+
+def test_resumed_run_performs_only_the_remaining_epochs_from_the_saved_state(tmp_path, caplog):
+    uninterrupted, all_lrs, _ = _tiny_run(None, None)
+    assert len(all_lrs) == 6
+    checkpoint = tmp_path / "run.pt"
+    _, first_lrs, _ = _tiny_run(checkpoint, {"train": "a"}, stop_after=1)
+    assert len(first_lrs) == 4 and torch.load(checkpoint, weights_only=True)["epoch"] == 1
+    with caplog.at_level("INFO", logger="mollify.train"):
+        resumed, lrs, seen = _tiny_run(checkpoint, {"train": "a"})
+    assert f"resumed from epoch 1 of {checkpoint}" in caplog.text
+    assert lrs == all_lrs[2:]  # epochs 2 and 3 only, on the schedule of the whole run
+    assert seen == [1, 2, 3]  # the saved epoch's log entry first, then the two it trained
+    for key, value in uninterrupted.items():
+        assert torch.equal(resumed[key], value), key
+
+
+def test_a_checkpoint_of_another_fingerprint_is_refused_with_a_message(tmp_path, caplog):
+    checkpoint = tmp_path / "run.pt"
+    _tiny_run(checkpoint, {"train": "a", "data": "x"}, stop_after=1)
+    with caplog.at_level("WARNING", logger="mollify.io"):
+        _, lrs, seen = _tiny_run(checkpoint, {"train": "b", "data": "x"})
+    assert f"ignoring checkpoint {checkpoint}: made with other train; starting from scratch" in caplog.text
+    assert len(lrs) == 6 and seen == [1, 2, 3]  # every epoch trained again

@@ -35,7 +35,8 @@ def test_rotation_zero_is_identity_and_rotation_keeps_the_centre():
     x = _batch()
     assert torch.equal(random_rotation(x, 0, torch.Generator()), x)
     out = random_rotation(x, 15, torch.Generator().manual_seed(0))
-    assert torch.equal(out[:, :, 15:17, 15:17], x[:, :, 15:17, 15:17]) or (out != x).any()
+    assert torch.equal(out[:, :, 15:17, 15:17], x[:, :, 15:17, 15:17])  # within 0.2 px of the centre: kept
+    assert float((out != x).flatten(1).any(1).double().mean()) > 0.8  # all but the smallest angles move pixels
     assert out.dtype == torch.uint8 and bool((out[:, :, 0, 0] == 0).any())  # zero fill at corners
 
 
@@ -46,3 +47,16 @@ def test_compose_is_deterministic_for_a_seed(names):
     for _ in range(2):
         outs.append(augment(_batch(), torch.Generator().manual_seed(0)))
     assert torch.equal(*outs) and outs[0].shape == (64, 3, 32, 32) and outs[0].dtype == torch.uint8
+
+
+def test_rotation_angles_are_uniform_within_the_range(monkeypatch):
+    """The angle of each sample, read back from the affine matrix, is U(-degrees, degrees)."""
+    thetas = []
+    real = torch.nn.functional.affine_grid
+    monkeypatch.setattr(torch.nn.functional, "affine_grid", lambda theta, *a, **k: thetas.append(theta) or real(theta, *a, **k))
+    random_rotation(torch.zeros(20_000, 1, 2, 2, dtype=torch.uint8), 15, torch.Generator().manual_seed(0))
+    angle = torch.rad2deg(torch.atan2(thetas[0][:, 1, 0], thetas[0][:, 0, 0])).double()
+    torch.testing.assert_close(thetas[0][:, 0, 1], -thetas[0][:, 1, 0])  # a rotation, no shear or shift
+    assert float(thetas[0][:, :, 2].abs().max()) == 0
+    assert -15 <= float(angle.min()) < -14.9 and 14.9 < float(angle.max()) <= 15
+    assert float(angle.mean()) == pytest.approx(0, abs=0.2) and float(angle.var()) == pytest.approx(15**2 / 3, rel=0.03)

@@ -1,5 +1,9 @@
 """DiffAug: the one-step Tweedie estimate against diffusers, the DDPM's training, the ensemble."""
 
+import math
+import types
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -189,3 +193,57 @@ def test_diffusion_training_resumes_exactly(tmp_path, monkeypatch):
     assert resumed_log == whole_log
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
+
+
+class _ZeroEps(torch.nn.Module):
+    """A 'UNet' that predicts zero noise and records the timesteps it is asked about: then
+    x0_hat = x0 + sqrt((1 - abar_t) / abar_t) z, clamped, is known in closed form."""
+
+    def __init__(self):
+        super().__init__()
+        self.device, self.timesteps = torch.device("cpu"), []
+
+    def forward(self, x, t):
+        self.timesteps.append(t.clone())
+        return types.SimpleNamespace(sample=torch.zeros_like(x))
+
+
+def _abar() -> np.ndarray:
+    """DDPM's linear schedule (Ho et al. 2020): betas 1e-4..0.02 over 1000 steps, cumulative products, in float64."""
+    return np.cumprod(1 - np.linspace(1e-4, 0.02, 1000))
+
+
+def test_diffaug_draws_t_uniformly_from_all_1000_steps():
+    unet = _ZeroEps()
+    DiffAug(unet)(torch.rand(40_000, 1, 1, 1), torch.Generator().manual_seed(0))
+    t = unet.timesteps[0].double()
+    assert int(t.min()) == 0 and int(t.max()) == 999
+    assert float(t.mean()) == pytest.approx(499.5, abs=5)  # the mean of U{0..999}; its standard error is 1.4
+    assert float(t.var()) == pytest.approx((1000**2 - 1) / 12, rel=0.03)
+    assert float((t < 100).double().mean()) == pytest.approx(0.1, abs=0.01)
+
+
+@pytest.mark.parametrize("t", [30, 300])
+def test_diffaug_step_known_value(t):
+    x = torch.rand(3, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    out = DiffAug(_ZeroEps())(x, torch.Generator().manual_seed(2), t)
+    z = torch.randn(x.shape, generator=torch.Generator().manual_seed(2)).double()
+    scale = math.sqrt((1 - _abar()[t]) / _abar()[t])
+    expected = ((x.double() * 2 - 1 + scale * z).clamp(-1, 1) + 1) / 2
+    torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=1e-5)
+    assert ensemble_timesteps() == [0, 50, 100, 150, 200, 250, 300, 350, 400, 450]
+    assert ensemble_timesteps(100, 250) == [0, 100, 200]
+
+
+def test_normalized_diffaug_standardises_the_step_of_the_uint8_images():
+    images = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    step = NormalizedDiffAug(DiffAug(_ZeroEps()), Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")))
+    out = step(images, torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    t = torch.randint(1000, (2,), generator=g)  # the per-sample t is drawn first, then the noise
+    z = torch.randn((2, 3, 4, 4), generator=g).double()
+    assert torch.equal(step.diffaug.unet.timesteps[0], t)
+    t = t.view(-1, 1, 1, 1)
+    abar = torch.from_numpy(_abar())[t]
+    x01 = ((images.double() / 127.5 - 1 + ((1 - abar) / abar).sqrt() * z).clamp(-1, 1) + 1) / 2
+    torch.testing.assert_close(out.double(), (x01 - 0.5) / 0.25, atol=1e-4, rtol=1e-4)

@@ -131,26 +131,26 @@ def test_la_adds_one_class_and_pure_noise_role():
     assert abs(float(xm.mean())) < 0.1 and float(xm.std()) == pytest.approx(1.0, abs=0.05)
 
 
-def test_combined_variant_blurs_then_noises_one_image():
-    x = _images(64)
-    y = torch.nn.functional.one_hot(torch.arange(64) % 10, 10).float()
-    m = Mollification(num_classes=10, roles="n", combined=True)
-    torch.manual_seed(3)
-    xm, ym = m(x, y, torch.Generator().manual_seed(1))
-    torch.manual_seed(3)  # replay the same draws
-    g = torch.Generator().manual_seed(1)
-    _, t = m.sample(64, x.device, g)
-    eps = torch.randn(x.shape, generator=g)
-    torch.testing.assert_close(xm, add_noise(heat_blur(x, t), t, eps))
-    gamma = 1 - (1 - gamma_noise(t)) * (1 - gamma_blur(t))
-    torch.testing.assert_close(ym, smooth_targets(y, gamma, "ls", 10))
-
-
-def test_bad_settings_rejected():
-    with pytest.raises(ValueError, match="roles"):
-        Mollification(num_classes=10, roles="xq")
-    with pytest.raises(ValueError, match="label mode"):
+def test_bad_settings_rejected_with_their_messages():
+    for roles in ("xq", "X", ""):
+        with pytest.raises(ValueError, match=f"^roles must be letters of 'xnbe', got '{roles}'$"):
+            Mollification(num_classes=10, roles=roles)
+    message = "^unknown label mode 'lx'; choices: ls, ld, la, lm$"
+    with pytest.raises(ValueError, match=message):
         Mollification(num_classes=10, label_mode="lx")
+    with pytest.raises(ValueError, match=message):
+        smooth_targets(torch.eye(4), torch.zeros(4), "lx", 4)
+
+
+def test_roles_come_from_the_generator_and_t_from_the_global_one():
+    m = Mollification(num_classes=10, roles="xnbe")
+    draws = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        draws.append(m.sample(200, torch.device("cpu"), torch.Generator().manual_seed(0)))
+    assert torch.equal(draws[0][0], draws[1][0])  # the roles: the same stream
+    degraded = (draws[0][0] == ord("n")) | (draws[0][0] == ord("b"))
+    assert not torch.equal(draws[0][1][degraded], draws[1][1][degraded])  # t ~ Beta: torch's global generator
 
 
 def test_losses_on_soft_targets():
@@ -164,3 +164,116 @@ def test_losses_on_soft_targets():
     uniform = torch.zeros(4, 10)
     torch.testing.assert_close(normalized_cross_entropy(uniform, onehot[:4]), torch.tensor(math.log(10)))
     assert torch.isfinite(normalized_cross_entropy(logits, onehot))
+
+
+# value tests with chosen roles and t: the paper's equations written out, not the module's helpers
+
+def _dct_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Heat dissipation written with torch-dct's 2-D transform: IDCT2(exp(-lambda sigma^2 / 2) DCT2(x))."""
+    n = x.shape[-1]
+    k = torch.arange(n, dtype=torch.float64) * math.pi / n
+    decay = torch.exp(-(k[:, None] ** 2 + k[None] ** 2) * sigma**2 / 2)
+    return torch_dct.idct_2d(decay * torch_dct.dct_2d(x.double())).float()
+
+
+def _fixed_draws(monkeypatch, roles: str, t: list[float]) -> None:
+    """Make Mollification.sample return these roles and times (the generator then only draws eps)."""
+    letters = torch.tensor([ord(c) for c in roles])
+    monkeypatch.setattr(Mollification, "sample", lambda self, batch, device, g: (letters, torch.tensor(t)))
+
+
+def _mollify_fixed(monkeypatch, m: Mollification, roles: str, t: list[float], y=None):
+    _fixed_draws(monkeypatch, roles, t)
+    x = _images(len(roles))
+    y = torch.nn.functional.one_hot(torch.arange(len(roles)) % 10, 10).float() if y is None else y
+    xm, ym = m(x, y, torch.Generator().manual_seed(5))
+    eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(5))
+    return x, eps, xm, ym
+
+
+def test_each_role_gets_its_own_degradation_scale_and_target(monkeypatch):
+    # t = 1/3: a = cos(pi / 6) = sqrt(3) / 2, s = 1/2, gamma_noise = sin^2(pi / 6) = 1/4;
+    # t = 1/2 blurred: sigma = sqrt(0.3 x 32), gamma_blur = 1/2
+    x, eps, xm, ym = _mollify_fixed(monkeypatch, Mollification(num_classes=10), "xnbe", [0.0, 1 / 3, 0.5, 1.0])
+    assert torch.equal(xm[0], x[0]) and torch.equal(ym[0], torch.nn.functional.one_hot(torch.tensor(0), 10).float())
+    torch.testing.assert_close(xm[1], math.sqrt(3) / 2 * x[1] + 0.5 * eps[1])
+    torch.testing.assert_close(xm[2], _dct_blur(x[2], math.sqrt(0.3 * 32)), atol=1e-4, rtol=1e-4)
+    assert torch.equal(xm[3], eps[3])  # `e`: pure noise with the uniform target
+    expected = torch.tensor([[0.025] * 10] * 4)
+    expected[0] = torch.nn.functional.one_hot(torch.tensor(0), 10).float()
+    expected[1] = 0.25 / 10 + 0.75 * torch.nn.functional.one_hot(torch.tensor(1), 10).float()
+    expected[2] = 0.5 / 10 + 0.5 * torch.nn.functional.one_hot(torch.tensor(2), 10).float()
+    expected[3] = 0.1
+    torch.testing.assert_close(ym, expected)
+
+
+def test_label_powers_reach_each_schedule(monkeypatch):
+    # npow = 2 at t = 1/3: (1/4)^2 = 1/16; bpow = 3 at t = 1/2: 1/8
+    m = Mollification(num_classes=10, npow=2.0, bpow=3.0)
+    _, _, _, ym = _mollify_fixed(monkeypatch, m, "nb", [1 / 3, 0.5])
+    assert float(ym[0, 0]) == pytest.approx(1 / 160 + 15 / 16, rel=1e-5)
+    assert float(ym[1, 1]) == pytest.approx(1 / 80 + 7 / 8, rel=1e-5)
+    assert float(ym[1, 0]) == pytest.approx(1 / 80, rel=1e-5)
+
+
+@pytest.mark.parametrize(("npow", "bpow", "gamma"), [(1.0, 1.0, 0.75), (2.0, 3.0, 1 - 0.75 * 0.875)])
+def test_combined_variant_values(monkeypatch, npow, bpow, gamma):
+    # t = 1/2: blurred at sigma = sqrt(9.6), then x sqrt(1/2) + eps sqrt(1/2);
+    # gamma = 1 - (1 - (1/2)^npow)(1 - (1/2)^bpow): 3/4 with the default powers
+    m = Mollification(num_classes=10, roles="n", combined=True, npow=npow, bpow=bpow)
+    x, eps, xm, ym = _mollify_fixed(monkeypatch, m, "nx", [0.5, 0.0])
+    torch.testing.assert_close(xm[0], math.sqrt(0.5) * (_dct_blur(x[0], math.sqrt(9.6)) + eps[0]), atol=1e-4, rtol=1e-4)
+    assert torch.equal(xm[1], x[1])
+    assert float(ym[0, 0]) == pytest.approx(gamma / 10 + 1 - gamma, rel=1e-6)
+    assert float(ym[0, 5]) == pytest.approx(gamma / 10, rel=1e-6)
+
+
+@pytest.mark.parametrize(("mode", "true_class", "other", "noise_class"), [
+    ("ld", 0.75, 0.0, None),  # (1 - gamma) y: the mass lost, not spread
+    ("la", 1.0, 0.0, 0.25),   # an extra noise class holding gamma, the label kept
+    ("lm", 0.75, 0.0, 0.25),  # the noise class holds gamma, the label keeps 1 - gamma
+])
+def test_label_modes_at_known_gamma(monkeypatch, mode, true_class, other, noise_class):
+    m = Mollification(num_classes=10, label_mode=mode)
+    _, _, _, ym = _mollify_fixed(monkeypatch, m, "nx", [1 / 3, 0.0])  # gamma_noise(1/3) = 1/4
+    assert ym.shape == (2, 10 if noise_class is None else 11)
+    assert float(ym[0, 0]) == pytest.approx(true_class, rel=1e-6)
+    assert float(ym[0, 3]) == pytest.approx(other, abs=1e-7)
+    assert float(ym[1, 1]) == 1.0 and float(ym[1, 0]) == 0.0  # the clean sample keeps its one-hot label
+    if noise_class is not None:
+        assert float(ym[0, 10]) == pytest.approx(noise_class, rel=1e-6) and float(ym[1, 10]) == 0.0
+
+
+def test_uniform_role_weights_and_seeded_generator(monkeypatch):
+    """roles draw uniformly from the generator; without a generator a global-seeded one is made."""
+    m = Mollification(num_classes=10, roles="xb")
+    letters, t = m.sample(20_000, torch.device("cpu"), torch.Generator().manual_seed(1))
+    assert float((letters == ord("b")).double().mean()) == pytest.approx(0.5, abs=0.015)
+    assert bool((t[letters == ord("b")] > 0).all())
+    x = _images(4)
+    y = torch.nn.functional.one_hot(torch.arange(4), 10).float()
+    torch.manual_seed(0)
+    first = m(x, y)
+    torch.manual_seed(0)
+    second = m(x, y)
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+
+
+def test_float64_batches_stay_float64_with_float64_noise(monkeypatch):
+    _fixed_draws(monkeypatch, "ne", [0.5, 1.0])
+    x = _images(2).double()
+    xm, ym = Mollification(num_classes=10)(x, torch.nn.functional.one_hot(torch.arange(2), 10).double(),
+                                           torch.Generator().manual_seed(5))
+    eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    assert xm.dtype == ym.dtype == torch.float64
+    assert torch.equal(xm[1], eps[1])  # exactly: float32 draws differ from these by 1e-8
+    torch.testing.assert_close(xm[0], math.sqrt(0.5) * (x[0] + eps[0]), atol=1e-6, rtol=0)  # t is float32
+
+
+def test_blur_refuses_non_square_images_and_keeps_the_dtype():
+    with pytest.raises(ValueError, match=r"^heat_blur needs square images, got \(4, 8\)$"):
+        heat_blur(torch.zeros(1, 1, 4, 8), torch.zeros(1))
+    x = _images(2).double()
+    out = heat_blur(x, torch.tensor([0.5, 0.5]))
+    assert out.dtype == torch.float64  # computed in float32 (the DCT matmuls), returned as the input's dtype
+    torch.testing.assert_close(out, _dct_blur(x, math.sqrt(9.6)).double(), atol=1e-4, rtol=1e-4)

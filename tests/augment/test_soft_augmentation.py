@@ -132,3 +132,64 @@ def test_a_setting_that_turns_the_soft_crop_off_for_every_epoch_is_rejected():
         parse_params(raw)
     raw["train"]["epochs"] = 2
     assert parse_params(raw).recipe("sa").softaug.final_epochs_without == 1
+
+
+@pytest.mark.parametrize(("power", "confidence"), [
+    # offsets (4, -8) on 32 px: v = 28 x 24 / 1024 = 0.65625; p = 1 - 0.9 (1 - v)^k
+    (2.0, [1 - 0.9 * 0.34375**2, 1 - 0.9 * 0.5**2, 0.1]),
+    (3.0, [1 - 0.9 * 0.34375**3, 1 - 0.9 * 0.5**3, 0.1]),
+])
+def test_visible_fraction_from_both_offsets_to_confidence(monkeypatch, power, confidence):
+    # the second sample loses half a row-range (16 rows), the third a whole column-range (v = 0 -> 1/K);
+    # in float64 throughout for float64 images
+    offsets = torch.tensor([[4, -8], [16, 0], [0, 32]])
+    monkeypatch.setattr("mollify.augment.soft_augmentation.crop_offsets", lambda *args: offsets)
+    x = torch.randn(3, 3, 32, 32, dtype=torch.float64)
+    labels = torch.tensor([1, 2, 3])
+    _, y = SoftAugmentation(10, power=power, confidence_weight="none")(x, labels, torch.Generator().manual_seed(0))
+    p = torch.tensor(confidence, dtype=torch.float64)
+    torch.testing.assert_close(y[torch.arange(3), labels], p, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(y[:, 0], (1 - p) / 9, rtol=1e-12, atol=1e-12)
+
+
+def test_confidence_defaults_and_edges():
+    assert float(target_confidence(torch.tensor(0.5), 10)) == pytest.approx(1 - 0.9 * 0.25)  # power 2 by default
+    assert float(target_confidence(torch.tensor(1.5), 10)) == 1.0  # more than the image visible: still 1
+    assert target_confidence(torch.tensor(0.0), 10) == torch.tensor(0.1)  # exactly 1/K, not 1 - (1 - 1/K)
+    y = soft_targets(torch.tensor([0, 3]), torch.tensor([0.5, 0.8]), 10)  # labels below K - 1: still K columns
+    assert y.shape == (2, 10) and float(y[1, 9]) == pytest.approx(0.2 / 9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_soft_crop_sigma_and_background(monkeypatch, dtype):
+    """The active crop draws offsets at sigma_crop, the switched-off one at sigma_crop / 1000; the
+    canvas is `background` x N(0, 1) per channel, drawn after the offsets from the same generator."""
+    sigmas = []
+
+    def spy(batch, size, sigma, g, device):
+        sigmas.append(sigma)
+        return torch.tensor([[0, 31]] * batch)  # only the first column of the image stays in view
+
+    monkeypatch.setattr("mollify.augment.soft_augmentation.crop_offsets", spy)
+    x = torch.randn(2, 3, 32, 32, dtype=dtype)
+    sa = SoftAugmentation(10, sigma_crop=6.0, background=0.5)
+    out, _ = sa(x, torch.tensor([0, 1]), torch.Generator().manual_seed(7))
+    g = torch.Generator().manual_seed(7)
+    background = 0.5 * torch.randn(2, 3, generator=g, dtype=dtype)  # drawn in the images' precision
+    torch.testing.assert_close(out[:, :, :, 0], x[:, :, :, 31])
+    assert torch.equal(out[:, :, :, 1:], background[:, :, None, None].expand(2, 3, 32, 31))  # float32 draws differ by 1e-8
+    sa.start_epoch(9, 10)  # final_epochs_without = 21 > 10: off from epoch max(0.45, -11) on
+    sa(x, torch.tensor([0, 1]), torch.Generator().manual_seed(7))
+    assert sigmas == [6.0, 0.006]
+
+
+@pytest.mark.parametrize(("epochs", "final", "first_off"), [(10, 3, 7), (10, 1, 9), (100, 99, 4.95), (200, 1, 199)])
+def test_switch_off_epoch_known_values(epochs, final, first_off):
+    """max(0.05 (E - 1), E - ft - 1 + 1): the release's max(0.05 EPOCH, EPOCH - ft) with EPOCH = E - 1, ft = final - 1."""
+    assert soft_crop_off_from(epochs, final) == pytest.approx(first_off)
+    sa = SoftAugmentation(10, final_epochs_without=final)
+    active = []
+    for epoch in range(epochs):
+        sa.start_epoch(epoch, epochs)
+        active.append(sa.active)
+    assert active.index(False) == math.ceil(first_off) and not any(active[math.ceil(first_off):])

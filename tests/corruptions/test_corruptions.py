@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mollify.corruptions import CORRUPTIONS, EXTRA, SEVERITY_TABLES, STANDARD, corrupt
+from mollify.corruptions import CORRUPTIONS, EXTRA, GROUPS, SEVERITY_TABLES, STANDARD, corrupt, group_of
 from mollify.corruptions.blur import _glass_shuffle
 from mollify.corruptions.filters import _dilate3, distance_transform_l2_5, fold, motion_blur
 from mollify.corruptions.ops import _bilinear, _jpeg_files, disk_kernel, gaussian_blur, poisson_alias_table, shot_noise
@@ -264,3 +264,29 @@ def test_jpeg_over_more_images_than_one_file_holds():
         buffer = io.BytesIO()
         Image.fromarray(images[k].permute(1, 2, 0).numpy()).save(buffer, "JPEG", quality=50)
         np.testing.assert_array_equal(out[k].permute(1, 2, 0).numpy(), np.asarray(Image.open(buffer)))
+
+
+@pytest.mark.parametrize("severity", [0, 6])
+def test_severities_outside_1_to_5_are_refused(severity):
+    with pytest.raises(ValueError, match=f"severity must be in 1..5, got {severity}"):
+        corrupt(torch.zeros(1, 3, 32, 32, dtype=torch.uint8), "contrast", severity)
+
+
+def test_groups_partition_the_nineteen_and_the_standard_fifteen():
+    assert sorted(STANDARD + EXTRA) == sorted(CORRUPTIONS) and len(STANDARD) == 15 and len(EXTRA) == 4
+    assert [group_of(n) for n in ("shot_noise", "zoom_blur", "frost", "pixelate", "spatter", "saturate")] == [
+        "noise", "blur", "weather", "digital", "weather", "digital"]
+    assert sum(len(v) for v in GROUPS.values()) == 19
+
+
+def test_each_batch_has_its_own_stream_and_batches_are_cut_in_order():
+    """gaussian_noise at severity 1 adds N(0, 0.08) noise: the batches of 2 images draw differently,
+    and a batch size of 2 changes the draws of images 2.. but each batch is the same corruption."""
+    x = torch.full((4, 3, 32, 32), 128, dtype=torch.uint8)
+    whole = corrupt(x, "gaussian_noise", 1, seed=0, batch_size=4)
+    pairs = corrupt(x, "gaussian_noise", 1, seed=0, batch_size=2)
+    assert torch.equal(pairs[:2], corrupt(x[:2], "gaussian_noise", 1, seed=0, batch_size=2))
+    assert not torch.equal(pairs[2:], pairs[:2]) and not torch.equal(whole[2:], pairs[2:])
+    assert not torch.equal(corrupt(x, "gaussian_noise", 1, seed=1, batch_size=4), whole)
+    # truncation to uint8: values are floor(255 clip(x + noise)), their mean close to 128 + (0.5 - 0.5)
+    assert float(whole.double().mean()) == pytest.approx(127.5, abs=0.6)
