@@ -142,7 +142,8 @@ def workspace_commit(repo: Path) -> str:
 def reproduce(repo: str, commit: str, targets: list[str], scratch: str, remote: str | None = None) -> str:
     """One cluster job: clone `repo` at `commit` into `scratch`, share the repository's DVC cache
     (or pull the run-cache from `remote`), `dvc repro` the targets, push the run-cache to
-    `remote`; returns DVC's output. Runs on the worker node (submitit pickles it)."""
+    `remote`; prints and returns DVC's output (with the stages' logs). Runs on the worker node
+    (submitit pickles it)."""
     root, work = Path(repo), Path(scratch)
     shutil.rmtree(work, ignore_errors=True)
     subprocess.run(["git", "clone", "--quiet", "--shared", "--no-checkout", str(root), str(work)], check=True)
@@ -153,7 +154,9 @@ def reproduce(repo: str, commit: str, targets: list[str], scratch: str, remote: 
             dvc("config", "--local", "cache.dir", str(root / ".dvc" / "cache"), cwd=work)
         else:
             dvc("pull", "--run-cache", "--remote", remote, *targets, cwd=work, env=env, check=False)  # what exists
-        output = dvc("repro", *targets, cwd=work, env=env).stdout
+        result = dvc("repro", *targets, cwd=work, env=env)
+        output = result.stdout + result.stderr
+        print(output, flush=True)
         if remote is not None:
             dvc("push", "--run-cache", "--remote", remote, *targets, cwd=work, env=env)
         return output
