@@ -1,11 +1,11 @@
-"""Stage `evaluate@{dataset, method}`: clean and corrupted metrics of a trained model."""
+"""Stage `evaluate@{dataset, method, seed}`: clean and corrupted metrics of one trained model."""
 
 from pathlib import Path
 
 import typer
 
 from mollify import paths
-from mollify.cli import DATASET, METHOD, PARAMS, run
+from mollify.cli import DATASET, METHOD, PARAMS, SEED, run
 from mollify.config import load_params
 from mollify.experiment import evaluate_method
 from mollify.io import check_writable
@@ -17,14 +17,15 @@ app = typer.Typer(add_completion=False)
 def main(
     dataset: str = DATASET,
     method: str = METHOD,
+    seed: int = SEED,
     params: Path = PARAMS,
 ) -> None:
-    """Write metrics/<dataset>/<method>.json and plots/methods/<dataset>/<method>/*.csv."""
+    """Write plots/runs/<dataset>/<method>/seed<seed>/: summary.json and the plot data (*.csv)."""
     cfg = load_params(params)
-    check_writable(paths.metrics_file(dataset, method), folders=[paths.method_plots_dir(dataset, method)])
-    summary = evaluate_method(cfg, dataset, method)
+    check_writable(paths.run_summary_file(dataset, method, seed), folders=[paths.run_dir(dataset, method, seed)])
+    summary = evaluate_method(cfg, dataset, method, seed)
     corrupted = summary.get("corrupted", {})
-    typer.echo(f"{dataset}/{method}: clean err {summary['clean']['err']:.4f}, corrupted err {corrupted.get('err', float('nan')):.4f}")
+    typer.echo(f"{dataset}/{method}/seed{seed}: clean err {summary['clean']['err']:.4f}, corrupted err {corrupted.get('err', float('nan')):.4f}")
 
 
 if __name__ == "__main__":

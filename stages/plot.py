@@ -8,10 +8,11 @@ from mollify import paths
 from mollify.cli import PARAMS, run
 from mollify.config import MollifyConfig, Params, load_params
 from mollify.data import load_meta, load_split
+from mollify.evaluate import summary_keys
 from mollify.io import check_writable, load_csv, load_json, save_csv, save_text
 from mollify.plots import (
     ENSEMBLE, corruption_errors, entropy_vs_t, error_vs_severity, mce_ratio, mce_ratio_bars, mollification_examples,
-    nonempty_bins, reliability_diagram, results_table,
+    nonempty_bins, over_seeds, reliability_diagram, results_table,
 )
 from mollify.published import beside_published, load_published, published_table
 
@@ -26,6 +27,13 @@ def _numbers(row: dict[str, str]) -> dict[str, object]:
         except ValueError:
             out[key] = value
     return out
+
+
+def _by_corruption(rows: list[dict[str, str]]) -> dict[str, list[dict[str, object]]]:
+    table: dict[str, list[dict[str, object]]] = {}
+    for row in rows:
+        table.setdefault(row["corruption"], []).append(_numbers(row))
+    return table
 
 
 def _mollification_figure(cfg: Params, path: Path) -> None:
@@ -49,15 +57,21 @@ def main(params: Path = PARAMS) -> None:
     for dataset in cfg.datasets:
         for method in cfg.all_methods:
             key = {"dataset": dataset, "method": method}
-            source = paths.method_plots_dir(dataset, method)
-            severity += [{**key, "evaluation": "default", **_numbers(r)} for r in load_csv(source / "severity.csv")]
-            severity += [{**key, "evaluation": ENSEMBLE, **_numbers(r)} for r in load_csv(source / "severity_de.csv")]
-            entropy += [{**key, **_numbers(r)} for r in load_csv(source / "diffaug_entropy.csv")]
-            reliability += nonempty_bins([{**key, **_numbers(r)} for r in load_csv(source / "reliability.csv")])
-            table = [_numbers(r) for r in load_csv(source / "corruptions.csv")]
-            for name in dict.fromkeys(r["corruption"] for r in table):
-                rows = [r for r in table if r["corruption"] == name]
-                corruption.append({**key, "corruption": name, "err": sum(r["err"] for r in rows) / len(rows)})
+
+            def runs(name: str) -> list[dict[str, object]]:
+                """The rows of plots/runs/<dataset>/<method>/seed<s>/<name> of every seed."""
+                return [_numbers(r) for seed in cfg.seeds for r in load_csv(paths.run_dir(dataset, method, seed) / name)]
+
+            errors = summary_keys(runs("severity.csv")[0])
+            for evaluation, name in (("default", "severity.csv"), (ENSEMBLE, "severity_de.csv")):
+                severity += [{**key, "evaluation": evaluation, **r} for r in over_seeds(runs(name), ("severity",), errors)]
+            entropy += [{**key, **r} for r in over_seeds(runs("diffaug_entropy.csv"), ("t",), ("entropy", "err"))]
+            reliability += [{**key, **r} for r in over_seeds(nonempty_bins(runs("reliability.csv")), ("bin",), ("confidence", "accuracy", "count"))]
+            # each run's error per corruption (mean over severities), then mean +- std over seeds
+            per_run = [{"seed": seed, "corruption": c, "err": sum(r["err"] for r in rows) / len(rows)}
+                       for seed in cfg.seeds
+                       for c, rows in _by_corruption(load_csv(paths.run_dir(dataset, method, seed) / "corruptions.csv")).items()]
+            corruption += [{**key, **r} for r in over_seeds(per_run, ("corruption",), ("err",))]
             summaries[(dataset, method)] = load_json(paths.summary_file(dataset, method))
     save_csv(paths.compare_dir() / "error_vs_severity.csv", severity)
     save_csv(paths.compare_dir() / "corruption_error.csv", corruption)

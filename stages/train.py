@@ -1,11 +1,11 @@
-"""Stage `train@{dataset, method}`: train one recipe on one dataset, resumably."""
+"""Stage `train@{dataset, method, seed}`: train one recipe on one dataset with one seed, resumably."""
 
 from pathlib import Path
 
 import typer
 
 from mollify import paths
-from mollify.cli import DATASET, METHOD, PARAMS, interactive, run
+from mollify.cli import DATASET, METHOD, PARAMS, SEED, interactive, run
 from mollify.config import load_params
 from mollify.experiment import train_method
 from mollify.io import check_writable
@@ -17,15 +17,16 @@ app = typer.Typer(add_completion=False)
 def main(
     dataset: str = DATASET,
     method: str = METHOD,
+    seed: int = SEED,
     params: Path = PARAMS,
 ) -> None:
-    """Train and write data/<dataset>/models/<method>.pt; a killed run resumes from its last epoch."""
+    """Train and write data/<dataset>/models/<method>/seed<seed>.pt; a killed run resumes from its last epoch."""
     cfg = load_params(params)
-    check_writable(paths.model_file(dataset, method), paths.checkpoint_file(dataset, method),
-                   folders=[paths.train_log_dir(dataset, method)])
-    history = train_method(cfg, dataset, method, show_progress=interactive())
+    check_writable(paths.model_file(dataset, method, seed), paths.checkpoint_file(dataset, method, seed),
+                   folders=[paths.train_log_dir(dataset, method, seed)])
+    history = train_method(cfg, dataset, method, seed, show_progress=interactive())
     last = history[-1]
-    typer.echo(f"{dataset}/{method}: {last['epoch']} epochs, train loss {last['train_loss']:.4f}, train acc {last['train_acc']:.4f}")
+    typer.echo(f"{dataset}/{method}/seed{seed}: {last['epoch']} epochs, train loss {last['train_loss']:.4f}, train acc {last['train_acc']:.4f}")
 
 
 if __name__ == "__main__":

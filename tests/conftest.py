@@ -27,6 +27,7 @@ def default_params(*overrides: str) -> dict:
 def tiny_params(**overrides: object) -> dict:
     """The default params shrunk to seconds of CPU work (the smoke-test override)."""
     params = default_params()
+    params["seeds"] = [0]
     params["methods"] = ["baseline", "trivaug_mollify"]
     params["diffaug_methods"] = ["diffaug"]
     params["diffusion"].update({"steps": 4, "batch_size": 16, "eval_every": 2, "eval_images": 16})

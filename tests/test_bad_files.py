@@ -135,8 +135,8 @@ CASES = [
      "shape (3, 32, 32); re-run the corrupt stage."),
     ("missing corrupted labels", EVALUATE, lambda: (CORRUPTED / "labels.npy").unlink(),
      "missing file data/demo/corrupted/labels.npy: run the stage that produces it (`uv run dvc repro`)."),
-    ("damaged model", EVALUATE, lambda: Path("data/demo/models/baseline.pt").write_bytes(b"PK\x03\x04 not a model"),
-     "corrupt file data/demo/models/baseline.pt ("),
+    ("damaged model", EVALUATE, lambda: paths.model_file("demo", "baseline").write_bytes(b"PK\x03\x04 not a model"),
+     f"corrupt file {paths.model_file('demo', 'baseline')} ("),
     ("damaged meta.json", EVALUATE, lambda: (CLEAN / "meta.json").write_text('{"name": "demo"'),
      "corrupt file data/demo/clean/meta.json ("),
     ("grid image path is a folder", CORRUPT, _make_folder(paths.corruption_grid_file("demo")),
@@ -168,7 +168,7 @@ def test_bad_file_gets_one_message_and_changes_nothing(workspace, monkeypatch, c
 def test_unwritable_output_folder_is_refused_before_evaluating(workspace):
     """A folder without write permission, in a fresh process as DVC runs it (as root, in a user
     namespace where the files are ours but the permission bits count)."""
-    out = Path("plots/methods/demo/baseline")
+    out = paths.run_dir("demo", "baseline")
     out.chmod(0o555)
     before = _snapshot(workspace)
     command = [sys.executable, "stages/evaluate.py", "--dataset", "demo", "--method", "baseline"]

@@ -10,12 +10,13 @@ from tests.conftest import dvc, init_dvc, tiny_params
 def test_runs_are_the_train_and_evaluate_stages_of_dvc_yaml(workdir):
     cfg = parse_params(tiny_params())
     runs = grid.runs(cfg)
-    assert [r.key for r in runs] == ["demo-baseline", "demo-trivaug_mollify", "demo-diffaug"]
+    assert [r.key for r in runs] == ["demo-baseline-0", "demo-trivaug_mollify-0", "demo-diffaug-0"]
     init_dvc(workdir)
     stages = set(dvc("stage", "list", "--name-only", cwd=workdir).split())
     assert {s for r in runs for s in (r.train_stage, r.evaluate_stage)} == {s for s in stages if s.startswith(("train", "evaluate"))}
-    assert {"train_diffaug@demo-diffaug", "evaluate_diffaug@demo-diffaug"} <= stages
-    assert set(grid.shared_stages(cfg)) == stages - {s for s in stages if s.startswith(("train", "evaluate"))} - {"plot", "plots_page"}
+    assert {"train_diffaug@demo-diffaug-0", "evaluate_diffaug@demo-diffaug-0"} <= stages
+    shared = {s for s in stages if not s.startswith(("train", "evaluate", "summarize", "plot"))}
+    assert set(grid.shared_stages(cfg)) == shared
 
 
 def test_steps_and_rows_per_step():
@@ -32,12 +33,14 @@ def test_steps_and_rows_per_step():
 def test_plan_counts_done_runs_and_hours_of_the_rest():
     cfg = parse_params(tiny_params(**{"train.epochs": 10, "train.batch_size": 64, "data.demo": {"train_size": 640, "test_size": 8}}))
     seconds = {grid.network_of(cfg, r).key: s for r, s in zip(grid.runs(cfg), (0.36, 0.36, 0.72))}
-    states = {"train@demo-baseline": "cached", "train@demo-trivaug_mollify": "to run"}  # diffaug: unknown -> to run
+    cfg = cfg.model_copy(update={"seeds": [0, 1]})
+    states = {"train@demo-baseline-0": "cached", "train@demo-baseline-1": "done", "train@demo-trivaug_mollify-0": "to run"}
     rows = {row["method"]: row for row in grid.plan(cfg, states, seconds)}
-    assert [rows[m]["done"] for m in ("baseline", "trivaug_mollify", "diffaug")] == [1, 0, 0]
+    assert [rows[m]["runs"] for m in ("baseline", "trivaug_mollify", "diffaug")] == [2, 2, 2]  # two seeds
+    assert [rows[m]["done"] for m in ("baseline", "trivaug_mollify", "diffaug")] == [2, 0, 0]  # unknown: to run
     assert rows["baseline"]["hours_to_run"] == 0
-    assert rows["trivaug_mollify"]["hours_to_run"] == pytest.approx(10 * 10 * 0.36 / 3600)  # 100 steps x 0.36 s
-    assert rows["diffaug"]["hours_to_run"] == pytest.approx(100 * 0.72 / 3600)
+    assert rows["trivaug_mollify"]["hours_to_run"] == pytest.approx(2 * 10 * 10 * 0.36 / 3600)  # 2 x 100 steps x 0.36 s
+    assert rows["diffaug"]["hours_to_run"] == pytest.approx(2 * 100 * 0.72 / 3600)
 
 
 def test_step_seconds_is_a_positive_median():

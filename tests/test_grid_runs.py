@@ -38,7 +38,8 @@ def test_two_local_workers_give_the_metrics_of_a_sequential_repro(tmp_path):
             assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in collected
     dvc("repro", cwd=sequential)
     for method in methods:
-        for path in (f"metrics/demo/{method}.json", f"plots/methods/demo/{method}/summary.json"):
+        for path in (f"metrics/demo/{method}.json", f"plots/methods/demo/{method}/summary.json",
+                     f"plots/runs/demo/{method}/seed0/summary.json"):
             assert (parallel / path).read_text() == (sequential / path).read_text(), path
     assert "up to date" in dvc("repro", cwd=parallel)
 
@@ -53,10 +54,10 @@ def test_cluster_path_resumes_a_killed_job_and_redoes_no_finished_run(tmp_path):
     executor = submitit.LocalExecutor(folder=tmp_path / "jobs")
     executor.update_parameters(timeout_min=60)
     commit = grid.workspace_commit(ws)
-    finished = executor.submit(grid.reproduce, str(ws), commit, ["evaluate@demo-baseline"], str(tmp_path / "a"))
-    killed = executor.submit(grid.reproduce, str(ws), commit, ["evaluate@demo-trivaug"], str(tmp_path / "b"))
+    finished = executor.submit(grid.reproduce, str(ws), commit, ["evaluate@demo-baseline-0"], str(tmp_path / "a"))
+    killed = executor.submit(grid.reproduce, str(ws), commit, ["evaluate@demo-trivaug-0"], str(tmp_path / "b"))
     finished.result()
-    checkpoint = grid.checkpoint_root(ws) / "demo" / "trivaug.pt"
+    checkpoint = grid.checkpoint_root(ws) / "demo" / "trivaug" / "seed0.pt"
     deadline = time.time() + 600
     while not checkpoint.exists() and time.time() < deadline:
         time.sleep(0.2)
@@ -69,13 +70,13 @@ def test_cluster_path_resumes_a_killed_job_and_redoes_no_finished_run(tmp_path):
 
     runs = grid.runs(load_params(ws / "params.yaml"))
     todo = grid.pending(ws, runs)
-    assert [run.key for run in todo] == ["demo-trivaug"]  # the finished run is in the run-cache
+    assert [run.key for run in todo] == ["demo-trivaug-0"]  # the finished run is in the run-cache
     assert grid.run_cluster(executor, ws, todo, tmp_path / "scratch") == []
     logs = "".join(p.read_text() for p in (tmp_path / "jobs").glob("*_log.out"))
     assert f"resumed from epoch {stopped_at} of {checkpoint}" in logs
     collected = dvc("repro", cwd=ws)
     assert not [s for s in _stages_run(collected) if s.startswith(("train", "evaluate"))], collected
-    assert "Stage 'train@demo-trivaug' is cached" in collected and "Stage 'evaluate@demo-baseline' is cached" in collected
+    assert "Stage 'train@demo-trivaug-0' is cached" in collected and "Stage 'evaluate@demo-baseline-0' is cached" in collected
 
 
 def _slurm_up() -> bool:
@@ -94,5 +95,5 @@ def test_grid_on_a_real_single_node_slurm(tmp_path):
                              "--hours", "1"], cwd=ws, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert not [s for s in _stages_run(result.stdout) if s.startswith(("train", "evaluate"))], result.stdout
-    assert "Stage 'train@demo-baseline' is cached" in result.stdout
+    assert "Stage 'train@demo-baseline-0' is cached" in result.stdout
     assert list((tmp_path / "jobs").glob("*_log.out"))  # sbatch's logs

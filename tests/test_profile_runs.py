@@ -73,7 +73,7 @@ RUNS = {
 }
 
 TINY = (
-    "diffaug_methods=[]", "train.epochs=1",
+    "seeds=[0]", "diffaug_methods=[]", "train.epochs=1",
     "diffusion.unet=demo", "diffusion.steps=2", "diffusion.batch_size=8", "diffusion.eval_every=2", "diffusion.eval_images=8",
     # the DiffAug Ensemble of one member, t = 0 (tests/test_pipeline.py runs it with t > 0)
     "evaluate.diffaug_ensemble.max_t=0", "evaluate.diffaug_ensemble.corrupted_images=1",
@@ -134,7 +134,7 @@ def test_profile_runs_end_to_end(profile, mirror, workdir: Path):
     assert sorted(p.name for p in paths.corrupted_dir(run.dataset).iterdir() if p.is_dir()) == sorted(STANDARD)
     assert source["images"] == (len(TINY_WNIDS) if run.dataset == "tinyimagenet" else C_IMAGES)  # all of the release's
     # the ECE variant: bins of the reliability diagram
-    assert len(load_csv(paths.method_plots_dir(run.dataset, run.method) / "reliability.csv")) == run.ece_bins
+    assert len(load_csv(paths.run_dir(run.dataset, run.method) / "reliability.csv")) == run.ece_bins
     assert 0 <= metrics["clean"]["err"] <= 1 and 0 <= metrics["corrupted"]["err"] <= 1
     # the paper's ECE beside ours: 15 bins on each test batch of 100, averaged
     assert ("ece_batch_mean" in metrics["clean"]) == ("ece_batch_mean" in metrics["corrupted"]) == (profile == "paper")

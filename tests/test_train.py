@@ -100,8 +100,8 @@ def test_killed_training_resumes_to_the_same_weights(workdir):
     cfg = _prepare(workdir, epochs)
     train_method(cfg, "demo", "trivaug", show_progress=False)
     uninterrupted = _weights("trivaug")
-    for path in (workdir / "data/demo").glob("*/trivaug.pt"):
-        path.unlink()
+    for path in (paths.model_file("demo", "trivaug"), paths.checkpoint_file("demo", "trivaug")):
+        path.unlink(missing_ok=True)
 
     checkpoint = paths.checkpoint_file("demo", "trivaug")
     proc = subprocess.Popen([sys.executable, "stages/train.py", "--dataset", "demo", "--method", "trivaug"], cwd=workdir,

@@ -71,6 +71,6 @@ def test_dvclive_in_a_repository_without_commits_says_what_to_do(cfg, workdir):
 
     subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
     Repo.init(str(workdir))
-    with pytest.raises(MollifyError, match=r"^DVCLive cannot log to plots/methods/demo/baseline/train: the git repository "
+    with pytest.raises(MollifyError, match=r"^DVCLive cannot log to plots/runs/demo/baseline/seed0/train: the git repository "
                                            r"has a problem \(Empty git repo\); in a new repository, commit once"):
         train_method(cfg, "demo", "baseline", show_progress=False)

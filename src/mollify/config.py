@@ -216,7 +216,9 @@ class EvaluateConfig(Section):
 
 
 class Params(Section):
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, description="data generation, corruption noise, the diffusion model, evaluation noise")
+    seeds: list[Annotated[int, Field(ge=0)]] = Field([0], min_length=1, description="training seeds: every recipe is "
+                                                     "trained once per seed (initialisation, batches, augmentation draws)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     datasets: list[str] = Field(min_length=1)
     methods: list[str] = Field(min_length=1)
@@ -227,6 +229,13 @@ class Params(Section):
     recipes: dict[str, MethodConfig]
     evaluate: EvaluateConfig = EvaluateConfig()
     diffusion: DiffusionConfig = DiffusionConfig()
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds {seeds} repeat a seed: each seed trains one model, list each once")
+        return seeds
 
     @field_validator("datasets")
     @classmethod

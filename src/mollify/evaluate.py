@@ -120,3 +120,39 @@ def headline(summary: dict[str, Any], seeds: int = 1) -> dict[str, Any]:
     corrupted = summary.get("corrupted", {})
     return {**{k: summary["clean"][k] for k in SUMMARY_KEYS}, "mce": corrupted.get("mce"),
             **{f"c_{k}": corrupted.get(k) for k in ("nll", "ece")}, "seeds": seeds}
+
+
+def mean_over_seeds(summaries: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+    """A recipe's summary over its training seeds: the structure of one run's summary with every
+    number the mean over the runs (values equal in every run, such as counts and settings, kept
+    as they are); `std` the same structure with the numbers' sample standard deviations (ddof 1;
+    0 for one seed); `seeds` the seeds and `runs` each run's headline metrics."""
+    return {**_combine(summaries, _seed_mean), "std": _combine(summaries, _seed_std), "seeds": list(seeds),
+            "runs": {str(seed): headline(s) for seed, s in zip(seeds, summaries)}}
+
+
+_DROP = object()  # a value _seed_std leaves out: settings and text have no spread
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _seed_mean(values: list[Any]) -> Any:
+    if all(v == values[0] for v in values) or not all(_is_number(v) for v in values):
+        return values[0]
+    return float(np.mean(values))
+
+
+def _seed_std(values: list[Any]) -> Any:
+    if not all(_is_number(v) for v in values):
+        return _DROP
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def _combine(values: list[Any], reduce: Callable[[list[Any]], Any]) -> Any:
+    """`reduce` applied to each leaf of equally structured dicts (keys every dict has)."""
+    if all(isinstance(v, dict) for v in values):
+        combined = {k: _combine([v[k] for v in values], reduce) for k in values[0] if all(k in v for v in values)}
+        return {k: v for k, v in combined.items() if v is not _DROP}
+    return reduce(values)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
@@ -24,7 +26,7 @@ from mollify.device import Normalize, resolve_device
 from mollify.errors import MollifyError
 from mollify.diffusion import (NUM_TIMESTEPS, DiffusionSettings, denoising_mse, linear_alphas_cumprod, load_unet,
                                make_unet, save_pipeline, train_diffusion)
-from mollify.evaluate import (headline, member_streams, predict_probs, predict_probs_ensemble, predictive_entropy,
+from mollify.evaluate import (headline, mean_over_seeds, member_streams, predict_probs, predict_probs_ensemble, predictive_entropy,
                               summarize, summary_keys)
 from mollify.io import load_images, load_json, load_npy, load_torch, save_csv, save_json, save_torch
 from mollify.losses import LOSSES
@@ -32,10 +34,12 @@ from mollify.metrics import classification_metrics, reliability_bins
 from mollify.models import create_model, is_stochastic
 from mollify.train import TrainSettings, train
 
+log = logging.getLogger(__name__)
 
-def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = True) -> list[dict[str, Any]]:
-    """Train the recipe `method` on `dataset`; write final weights and the training log (under
-    torchrun, rank 0 writes them)."""
+
+def train_method(cfg: Params, dataset: str, method: str, seed: int = 0, show_progress: bool = True) -> list[dict[str, Any]]:
+    """Train the recipe `method` on `dataset` with training seed `seed` (initialisation, batches,
+    augmentation draws); write final weights and the training log (under torchrun, rank 0 writes)."""
     recipe = cfg.recipe(method)
     device = resolve_device(cfg.device)
     meta = load_meta(paths.clean_dir(dataset))
@@ -45,14 +49,14 @@ def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = T
     diffaug = NormalizedDiffAug(load_diffaug(dataset, device, cfg.train.precision), normalize) if recipe.diffaug else None
     batch_recipe = build_recipe(recipe, meta.num_classes, diffaug)
     model_options = {"smoothing": recipe.smoothing, "mc_dropout": recipe.mc_dropout}
-    torch.manual_seed(cfg.seed)  # weight initialisation
+    torch.manual_seed(seed)  # weight initialisation
     model = create_model(model_name, batch_recipe.output_classes, **model_options).to(device)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     settings = TrainSettings(
         epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, lr=cfg.train.lr, momentum=cfg.train.momentum,
         nesterov=cfg.train.nesterov, weight_decay=cfg.train.weight_decay, warmup_epochs=cfg.train.warmup_epochs,
-        seed=cfg.seed, precision=cfg.train.precision, schedule=cfg.train.schedule,
+        seed=seed, precision=cfg.train.precision, schedule=cfg.train.schedule,
         milestones=tuple(cfg.train.milestones), lr_decay=cfg.train.lr_decay, schedule_unit=cfg.train.schedule_unit,
         drop_last=cfg.train.drop_last,
     )
@@ -63,17 +67,17 @@ def train_method(cfg: Params, dataset: str, method: str, show_progress: bool = T
                                 "train": cfg.train.model_dump(), "data": hashlib.sha256(x.tobytes()).hexdigest(),
                                 "code": _code_fingerprint(), "diffusion": _diffusion_fingerprint(dataset) if diffaug else None})
     main = distributed.is_main()
-    with _live_log(paths.train_log_dir(dataset, method)) if main else nullcontext() as on_epoch:
+    with _live_log(paths.train_log_dir(dataset, method, seed)) if main else nullcontext() as on_epoch:
         history = train(
             model, torch.from_numpy(x).to(device), torch.from_numpy(y).to(device), augment,
             normalize, batch_recipe, LOSSES[recipe.loss], settings,
-            checkpoint=paths.checkpoint_file(dataset, method), fingerprint=fingerprint, show_progress=show_progress,
+            checkpoint=paths.checkpoint_file(dataset, method, seed), fingerprint=fingerprint, show_progress=show_progress,
             on_epoch=on_epoch, divergence_hint=f"Lower train.lr (now {cfg.train.lr:g}) or raise train.warmup_epochs.",
         )
     if main:
-        save_torch(paths.model_file(dataset, method), {
+        save_torch(paths.model_file(dataset, method, seed), {
             "model": model_name, "num_classes": batch_recipe.output_classes, "options": model_options,
-            "state_dict": model.state_dict(), "method": method,
+            "state_dict": model.state_dict(), "method": method, "seed": seed,
         })
     return history
 
@@ -144,8 +148,8 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def load_model(dataset: str, method: str, device: torch.device) -> nn.Module:
-    path = paths.model_file(dataset, method)
+def load_model(dataset: str, method: str, device: torch.device, seed: int = 0) -> nn.Module:
+    path = paths.model_file(dataset, method, seed)
     state = load_torch(path)
     try:
         model = create_model(state["model"], state["num_classes"], **state.get("options", {}))
@@ -155,12 +159,14 @@ def load_model(dataset: str, method: str, device: torch.device) -> nn.Module:
     return model.to(device)
 
 
-def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
-    """Clean + corrupted metrics of a trained (dataset, method): metrics JSON and plot data."""
+def evaluate_method(cfg: Params, dataset: str, method: str, seed: int = 0) -> dict[str, Any]:
+    """Clean + corrupted metrics of a trained run (dataset, method, seed): its detailed summary and
+    plot data. Evaluation noise (MC dropout, DiffAug Ensemble) comes from `cfg.seed`: every run
+    is evaluated on the same draws."""
     cfg.recipe(method)  # an unknown method is named as such, not as a missing model file
     device = resolve_device(cfg.device)
     meta: DatasetMeta = load_meta(paths.clean_dir(dataset))
-    model = load_model(dataset, method, device)
+    model = load_model(dataset, method, device, seed)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     normalize = Normalize(meta.mean, meta.std, device, cfg.train.channels_last)
@@ -209,15 +215,19 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
                 rows.append({"corruption": name, "severity": severity, **metrics_of(p, labels[:n])})
         return rows
 
-    clean_probs = plain(x)
-    clean = metrics_of(clean_probs, y)
-    table = corruption_table(plain_corrupted)
+    seconds: dict[str, float] = {}  # wall time of each part, logged at the end
+    with _timed(seconds, "clean"):
+        clean_probs = plain(x)
+        clean = metrics_of(clean_probs, y)
+    with _timed(seconds, "corrupted"):
+        table = corruption_table(plain_corrupted)
     summary = summarize(clean, table)
     summary["corrupted_source"] = load_json(paths.corrupted_dir(dataset) / "source.json")
     if stochastic:
         summary["mc_samples"] = cfg.evaluate.mc_samples
         summary["mc_samples_corrupted"] = cfg.evaluate.mc_samples_corrupted
-        summary["mc_sweep"] = {str(n): metrics_of(plain(x, n), y) for n in cfg.evaluate.mc_sweep}
+        with _timed(seconds, "MC-dropout sweep"):
+            summary["mc_sweep"] = {str(n): metrics_of(plain(x, n), y) for n in cfg.evaluate.mc_sweep}
 
     # DiffAug Ensemble beside the default evaluation, on the same images
     de = cfg.evaluate.diffaug_ensemble
@@ -229,17 +239,16 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
         return predict_probs_ensemble(model, images, normalize, device, diffaug, streams, batch, precision, samples)
 
     n = de.corrupted_images
-    default = summary if n is None else summarize(clean, corruption_table(plain_corrupted, n))
-    ensemble_clean = metrics_of(ensemble(x), y)
-    summary["diffaug_ensemble"] = {
-        "members": members, "corrupted_images": len(labels[:n]),
-        "default": {k: v for k, v in default.items() if k in ("clean", "corrupted", "corrupted_extra")},
-        "ensemble": summarize(ensemble_clean, corruption_table(lambda images: ensemble(images, samples_corrupted), n)),
-    }
-    save_json(paths.summary_file(dataset, method), summary)
-    save_json(paths.metrics_file(dataset, method), headline(summary))
-
-    out = paths.method_plots_dir(dataset, method)
+    with _timed(seconds, "DiffAug Ensemble"):
+        default = summary if n is None else summarize(clean, corruption_table(plain_corrupted, n))
+        ensemble_clean = metrics_of(ensemble(x), y)
+        summary["diffaug_ensemble"] = {
+            "members": members, "corrupted_images": len(labels[:n]),
+            "default": {k: v for k, v in default.items() if k in ("clean", "corrupted", "corrupted_extra")},
+            "ensemble": summarize(ensemble_clean, corruption_table(lambda images: ensemble(images, samples_corrupted), n)),
+        }
+    out = paths.run_dir(dataset, method, seed)
+    save_json(paths.run_summary_file(dataset, method, seed), summary)
     save_csv(out / "corruptions.csv", table)
     save_csv(out / "severity.csv", _severity_rows(summary))
     save_csv(out / "severity_de.csv", _severity_rows(summary["diffaug_ensemble"]["ensemble"]))
@@ -248,13 +257,33 @@ def evaluate_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
         return predict_probs_ensemble(model, images, normalize, device, diffaug, member_streams(cfg.seed, [t], device),
                                       batch, precision, samples)
 
-    save_csv(out / "diffaug_entropy.csv",
-             diffaug_entropy(member, x[: de.entropy_images], y[: de.entropy_images], range(0, 1000, de.entropy_step)))
+    with _timed(seconds, "entropy"):
+        entropy = diffaug_entropy(member, x[: de.entropy_images], y[: de.entropy_images], range(0, 1000, de.entropy_step))
+    save_csv(out / "diffaug_entropy.csv", entropy)
     rel = reliability_bins(clean_probs, torch.from_numpy(y), bins)
     save_csv(out / "reliability.csv", [
         {"bin": b, "confidence": float(rel["confidence"][b]), "accuracy": float(rel["accuracy"][b]), "count": int(rel["count"][b])}
         for b in range(bins)
     ])
+    log.info("evaluate %s/%s/seed%d parts: %s", dataset, method, seed, ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
+    return summary
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], part: str) -> Iterator[None]:
+    """Add the wall time of the block to seconds[part]."""
+    start = time.perf_counter()
+    yield
+    seconds[part] = seconds.get(part, 0.0) + time.perf_counter() - start
+
+
+def summarize_method(cfg: Params, dataset: str, method: str) -> dict[str, Any]:
+    """The recipe's result over its training seeds: every run's summary averaged (mean and std,
+    `mean_over_seeds`) and its flat headline metrics for DVC."""
+    runs = [load_json(paths.run_summary_file(dataset, method, seed)) for seed in cfg.seeds]
+    summary = mean_over_seeds(runs, cfg.seeds)
+    save_json(paths.summary_file(dataset, method), summary)
+    save_json(paths.metrics_file(dataset, method), headline(summary, len(runs)))
     return summary
 
 

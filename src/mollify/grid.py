@@ -1,6 +1,6 @@
 """The grid on many GPUs and machines (issue 12): a layer above the DAG, not inside it.
 
-Every (dataset, method[, seed]) is one run: its train stage and its evaluate stage. A grid
+Every (dataset, method, training seed) is one run: its train stage and its evaluate stage. A grid
 1. reproduces the shared stages (validate, data, corrupt, diffusion) once;
 2. runs the runs that DVC's run-cache does not hold yet, each in a workspace of its own with the
    repository's DVC cache shared, through an existing engine: DVC's experiment queue on one
@@ -37,12 +37,12 @@ class Run:
     dataset: str
     method: str
     diffaug: bool  # a `diffaug_methods` recipe: stages train_diffaug / evaluate_diffaug
-    seed: int | None = None
+    seed: int  # the training seed (an item of `seeds`)
 
     @property
     def key(self) -> str:
-        """The stage's matrix key: `<dataset>-<method>[-<seed>]`."""
-        return "-".join([self.dataset, self.method, *([] if self.seed is None else [str(self.seed)])])
+        """The stages' matrix key: `<dataset>-<method>-<seed>`."""
+        return f"{self.dataset}-{self.method}-{self.seed}"
 
     @property
     def train_stage(self) -> str:
@@ -55,10 +55,9 @@ class Run:
 
 def runs(cfg: Params) -> list[Run]:
     """Every run the params describe, in dvc.yaml's order."""
-    seeds = getattr(cfg, "seeds", None) or [None]
     return [Run(dataset, method, diffaug, seed)
             for diffaug, methods in ((False, cfg.methods), (True, cfg.diffaug_methods))
-            for dataset in cfg.datasets for method in methods for seed in seeds]
+            for dataset in cfg.datasets for method in methods for seed in cfg.seeds]
 
 
 def shared_stages(cfg: Params) -> list[str]:

@@ -32,8 +32,9 @@ def corruption_grid_file(dataset: str) -> Path:
     return PLOTS / "corruptions" / dataset / "grid.png"
 
 
-def model_file(dataset: str, method: str) -> Path:
-    return DATA / dataset / "models" / f"{method}.pt"
+def model_file(dataset: str, method: str, seed: int = 0) -> Path:
+    """The trained classifier of one run: recipe `method` on `dataset` with training seed `seed`."""
+    return DATA / dataset / "models" / method / f"seed{seed}.pt"
 
 
 CHECKPOINTS_ENV = "MOLLIFY_CHECKPOINTS"
@@ -47,8 +48,8 @@ def checkpoints_dir(dataset: str) -> Path:
     return Path(root) / dataset if root else DATA / dataset / "checkpoints"
 
 
-def checkpoint_file(dataset: str, method: str) -> Path:
-    return checkpoints_dir(dataset) / f"{method}.pt"
+def checkpoint_file(dataset: str, method: str, seed: int = 0) -> Path:
+    return checkpoints_dir(dataset) / method / f"seed{seed}.pt"
 
 
 def diffusion_dir(dataset: str) -> Path:
@@ -70,23 +71,28 @@ def diffusion_plots_dir(dataset: str) -> Path:
 
 
 def metrics_file(dataset: str, method: str) -> Path:
-    """The flat headline metrics (`evaluate.headline`) that DVC lists."""
+    """The flat headline metrics (`evaluate.headline`, means over seeds) that DVC lists."""
     return METRICS / dataset / f"{method}.json"
 
 
 def summary_file(dataset: str, method: str) -> Path:
-    """The detailed metrics of a (dataset, method): per severity, group, DiffAug Ensemble, MC sweep."""
-    return method_plots_dir(dataset, method) / "summary.json"
+    """The detailed metrics of a (dataset, method), mean and std over seeds (`evaluate.mean_over_seeds`)."""
+    return PLOTS / "methods" / dataset / method / "summary.json"
 
 
-def method_plots_dir(dataset: str, method: str) -> Path:
-    """Per-(dataset, method) plot data: training log, corruption table, reliability bins."""
-    return PLOTS / "methods" / dataset / method
+def run_dir(dataset: str, method: str, seed: int = 0) -> Path:
+    """Per-run (dataset, method, seed) outputs: training log, detailed metrics, corruption table, reliability bins."""
+    return PLOTS / "runs" / dataset / method / f"seed{seed}"
 
 
-def train_log_dir(dataset: str, method: str) -> Path:
+def run_summary_file(dataset: str, method: str, seed: int = 0) -> Path:
+    """The detailed metrics of one run: per severity, group, DiffAug Ensemble, MC sweep."""
+    return run_dir(dataset, method, seed) / "summary.json"
+
+
+def train_log_dir(dataset: str, method: str, seed: int = 0) -> Path:
     """DVCLive's directory of the training run: metrics.json (the last epoch), plots/metrics/*.tsv."""
-    return method_plots_dir(dataset, method) / "train"
+    return run_dir(dataset, method, seed) / "train"
 
 
 def compare_dir() -> Path:

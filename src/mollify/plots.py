@@ -39,12 +39,33 @@ def _by(rows: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]
     return groups
 
 
+def over_seeds(rows: list[dict[str, Any]], by: tuple[str, ...], values: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Rows of several training seeds -> one row per `by` key (in order of appearance): each of
+    `values` the mean over the rows of that key, `<value>_std` their sample standard deviation
+    (ddof 1; 0 for one row) and `seeds` how many rows there were."""
+    out = []
+    for group in _by([{**r, "_key": tuple(r[k] for k in by)} for r in rows], "_key").values():
+        row = {k: group[0][k] for k in by}
+        for v in values:
+            numbers = [r[v] for r in group]
+            row[v] = float(np.mean(numbers))
+            row[f"{v}_std"] = float(np.std(numbers, ddof=1)) if len(numbers) > 1 else 0.0
+        out.append({**row, "seeds": len(group)})
+    return out
+
+
+def _spread(rows: list[dict[str, Any]], key: str, scale: float = 1.0) -> list[float] | None:
+    """The error bars of `key` (its `<key>_std` column, mean +- std over seeds), None without one."""
+    return [scale * r[f"{key}_std"] for r in rows] if rows and f"{key}_std" in rows[0] else None
+
+
 ENSEMBLE = "ensemble"  # the `evaluation` of the DiffAug-Ensemble rows ("default" for the others)
 
 
 def error_vs_severity(rows: list[dict[str, Any]], path: Path) -> None:
-    """One panel per dataset: error against severity (0 = clean), a colour per method, solid for
-    its default evaluation and dashed for its DiffAug Ensemble ("+DE", rows with evaluation ENSEMBLE)."""
+    """One panel per dataset: error against severity (0 = clean), mean +- std over seeds, a colour
+    per method, solid for its default evaluation and dashed for its DiffAug Ensemble ("+DE", rows
+    with evaluation ENSEMBLE)."""
     datasets = _by(rows, "dataset")
     colours = _colours(rows)
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
@@ -52,8 +73,9 @@ def error_vs_severity(rows: list[dict[str, Any]], path: Path) -> None:
         for method, mrows in _by(drows, "method").items():
             for evaluation, erows in _by(mrows, "evaluation").items():
                 de = evaluation == ENSEMBLE
-                ax.plot([r["severity"] for r in erows], [100 * r["err"] for r in erows], marker="o", color=colours[method],
-                        linestyle="--" if de else "-", label=f"{method} +DE" if de else method)
+                ax.errorbar([r["severity"] for r in erows], [100 * r["err"] for r in erows], yerr=_spread(erows, "err", 100),
+                            marker="o", capsize=2, color=colours[method], linestyle="--" if de else "-",
+                            label=f"{method} +DE" if de else method)
         ax.set(title=dataset, xlabel="severity (0 = clean)", ylabel="error (%)", xticks=range(6))
         ax.grid(alpha=0.3)
     _legend(axes[0, -1])
@@ -81,7 +103,7 @@ def reliability_diagram(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def corruption_errors(rows: list[dict[str, Any]], path: Path) -> None:
-    """Mean error over severities per corruption: grouped bars, one colour per method."""
+    """Mean error over severities per corruption: grouped bars (mean +- std over seeds), one colour per method."""
     datasets = _by(rows, "dataset")
     colours = _colours(rows)
     fig, axes = plt.subplots(len(datasets), 1, figsize=(10, 3.4 * len(datasets)), squeeze=False)
@@ -90,8 +112,10 @@ def corruption_errors(rows: list[dict[str, Any]], path: Path) -> None:
         corruptions = list(dict.fromkeys(r["corruption"] for r in drows))
         width = 0.8 / len(methods)
         for k, (method, mrows) in enumerate(methods.items()):
-            err = {r["corruption"]: 100 * r["err"] for r in mrows}
-            ax.bar(np.arange(len(corruptions)) + k * width, [err[c] for c in corruptions], width, color=colours[method], label=method)
+            by_name = {r["corruption"]: r for r in mrows}
+            ordered = [by_name[c] for c in corruptions]
+            ax.bar(np.arange(len(corruptions)) + k * width, [100 * r["err"] for r in ordered], width,
+                   yerr=_spread(ordered, "err", 100), capsize=1.5, color=colours[method], label=method)
         ax.set_xticks(np.arange(len(corruptions)) + 0.4 - width / 2, corruptions, rotation=30, ha="right", fontsize=8)
         ax.set(title=dataset, ylabel="error (%), mean over severities")
     _legend(axes[0, 0])
@@ -115,14 +139,15 @@ def corruption_grid(clean: np.ndarray, corrupted: dict[str, list[np.ndarray]], s
 
 
 def entropy_vs_t(rows: list[dict[str, Any]], path: Path) -> None:
-    """Mean predictive entropy of each classifier on DiffAug images against t (DiffAug, Fig. 2)."""
+    """Mean predictive entropy of each classifier on DiffAug images against t (DiffAug, Fig. 2),
+    mean +- std over seeds."""
     datasets = _by(rows, "dataset")
     colours = _colours(rows)
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
     for ax, (dataset, drows) in zip(axes[0], datasets.items()):
         for method, mrows in _by(drows, "method").items():
-            ax.plot([r["t"] for r in mrows], [r["entropy"] for r in mrows], marker="o", markersize=3, color=colours[method],
-                    label=method)
+            ax.errorbar([r["t"] for r in mrows], [r["entropy"] for r in mrows], yerr=_spread(mrows, "entropy"), marker="o",
+                        markersize=3, capsize=2, color=colours[method], label=method)
         ax.set(title=dataset, xlabel="diffusion time t", ylabel="mean predictive entropy (nats)")
         ax.grid(alpha=0.3)
     _legend(axes[0, -1])
@@ -192,8 +217,8 @@ def mce_ratio_bars(ratios: dict[tuple[str, str], float | None], baseline: str, p
 
 
 def results_table(summaries: dict[tuple[str, str], dict[str, Any]], baseline: str = "baseline") -> str:
-    """Markdown table per (dataset, method): clean and mean corrupted err / NLL / ECE (err and ECE
-    in percent; mCE = the plain mean error over the 15 standard corruptions x severities), the
+    """Markdown table per (dataset, method): clean and mean corrupted err / NLL / ECE, mean +- std
+    over seeds where `summaries` are `mean_over_seeds` results (err and ECE in percent; mCE = the plain mean error over the 15 standard corruptions x severities), the
     mCE ratio to `baseline`'s mCE, Hendrycks' Relative mCE against `baseline`, the 4 extra
     corruptions apart, and error with the DiffAug Ensemble beside the default on the same images;
     then where each dataset's corrupted images came from."""
@@ -204,9 +229,10 @@ def results_table(summaries: dict[tuple[str, str], dict[str, Any]], baseline: st
     ]
     ratios, relative = mce_ratio(summaries, baseline), relative_mce(summaries, baseline)
     for (dataset, method), s in summaries.items():
-        c, k, extra = s["clean"], s.get("corrupted", {}), s.get("corrupted_extra")
-        cells = [f"{100 * c['err']:.2f}", f"{c['nll']:.3f}", f"{100 * c['ece']:.2f}"]
-        cells += [f"{100 * k['mce']:.2f}", f"{k['nll']:.3f}", f"{100 * k['ece']:.2f}"] if k else ["-"] * 3
+        k, extra = s.get("corrupted", {}), s.get("corrupted_extra")
+        cells = [_mean_std(s, "clean", "err", 100), _mean_std(s, "clean", "nll"), _mean_std(s, "clean", "ece", 100)]
+        cells += [_mean_std(s, "corrupted", "mce", 100), _mean_std(s, "corrupted", "nll"),
+                  _mean_std(s, "corrupted", "ece", 100)] if k else ["-"] * 3
         cells += [f"{r:.3f}" if r is not None else "-" for r in (ratios[(dataset, method)], relative[(dataset, method)])]
         cells.append(f"{100 * extra['err']:.2f}" if extra else "-")
         de = s.get("diffaug_ensemble")
@@ -221,6 +247,15 @@ def results_table(summaries: dict[tuple[str, str], dict[str, Any]], baseline: st
     lines.append("")
     lines += [f"Corrupted {dataset} test images: {_source_text(src)}." for dataset, src in sources.items() if src]
     return "\n".join(lines) + "\n"
+
+
+def _mean_std(summary: dict[str, Any], part: str, key: str, scale: float = 1.0) -> str:
+    """`mean +- std` of summary[part][key] over seeds (percent with scale 100), the mean alone for one seed."""
+    digits = 2 if scale == 100 else 3
+    text = f"{scale * summary[part][key]:.{digits}f}"
+    if len(summary.get("seeds", [])) > 1:
+        text += f" ± {scale * summary['std'][part][key]:.{digits}f}"
+    return text
 
 
 def _source_text(source: dict[str, Any]) -> str:
