@@ -41,6 +41,8 @@ def plan(
     step_times: Path = typer.Option(Path("benchmarks/step_times.json"), help="measured step times (read, completed, written back)"),
     steps: int = typer.Option(3, help="steps measured per network not in --step-times (after one warm-up step)"),
     device: str = typer.Option("auto", help="the device to measure on: auto, cpu, cuda"),
+    measure_rows: Optional[int] = typer.Option(None, help="time steps of this many images, scaled linearly to the "
+                                               "network's rows (quick on a CPU; default: the full batch)"),
 ) -> None:
     """Show the runs of the grid, which are done or in DVC's run-cache, and the device-hours of the rest."""
     from mollify.device import resolve_device
@@ -63,7 +65,7 @@ def plan(
     for network in {grid.network_of(cfg, r) for r in runs}:
         if network.key not in seconds:
             typer.echo(f"measuring {network.key} on {label} ...", err=True)
-            seconds[network.key] = grid.step_seconds(network, dev, steps)
+            seconds[network.key] = grid.step_seconds(network, dev, steps, measure_rows)
     save_json(step_times, stored)
     rows = grid.plan(cfg, states, seconds)
     typer.echo(f"{'dataset':<13} {'method':<22} {'network':<44} runs done steps  s/step  hours to run")

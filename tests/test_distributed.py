@@ -79,3 +79,17 @@ def test_the_ddp_checkpoint_loads_in_one_process(runs, monkeypatch):
     probs = predict_probs(model, x, Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")), torch.device("cpu"), 32, "fp32", 1)
     assert probs.shape == (32, 10) and torch.allclose(probs.sum(1), torch.ones(32, dtype=probs.dtype))
     assert (workdir / paths.model_file("demo", "baseline")).read_bytes() != model_one  # written by the DDP run
+
+
+@pytest.mark.slow
+def test_a_ddp_run_resumes_from_its_checkpoint(runs):
+    """The checkpoint made to look as if the run had been killed after epoch 2 of 4 (as
+    tests/test_train_log.py does): both ranks resume from it and take only the last 2 epochs' steps."""
+    workdir, _, two, _ = runs
+    checkpoint = workdir / "ckpt-two" / "demo" / "baseline" / "seed0.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    torch.save({**state, "epoch": 2, "history": state["history"][:2]}, checkpoint)
+    resumed = _launch(workdir, workdir / "resumed.json", 2, workdir / "ckpt-two")
+    assert resumed["steps"]["stage"] == (EPOCHS - 2) * 256 // 32
+    assert [h["epoch"] for h in resumed["history"]] == list(range(1, EPOCHS + 1))
+    assert resumed["history"][:2] == two["history"][:2]

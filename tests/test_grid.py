@@ -43,7 +43,11 @@ def test_plan_counts_done_runs_and_hours_of_the_rest():
     assert rows["diffaug"]["hours_to_run"] == pytest.approx(2 * 100 * 0.72 / 3600)
 
 
-def test_step_seconds_is_a_positive_median():
+def test_step_seconds_is_a_positive_median_scaled_to_the_rows(monkeypatch):
     import torch
 
-    assert 0 < grid.step_seconds(grid.Network("small_resnet", 32, 10, 8), torch.device("cpu"), steps=1) < 60
+    network = grid.Network("small_resnet", 32, 10, 8)
+    assert 0 < grid.step_seconds(network, torch.device("cpu"), steps=1) < 60
+    ticks = iter([0.0, 1.0, 10.0, 12.0, 20.0, 23.0])  # steps of 1 (warm-up), 2 and 3 seconds
+    monkeypatch.setattr(grid.time, "perf_counter", lambda: next(ticks))
+    assert grid.step_seconds(network, torch.device("cpu"), steps=2, rows=2) == 2.5 * 8 / 2  # median x rows / measured

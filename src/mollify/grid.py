@@ -219,9 +219,12 @@ def steps_of(cfg: Params, dataset: str) -> int:
     return cfg.train.epochs * (n // batch if cfg.train.drop_last else -(-n // batch))
 
 
-def step_seconds(network: Network, device, steps: int = 3) -> float:
+def step_seconds(network: Network, device, steps: int = 3, rows: int | None = None) -> float:
     """Median seconds of a full SGD step (forward, backward, update) of `network` on random
-    images on `device`, after one warm-up step; bf16 autocast on CUDA, as training."""
+    images on `device`, after one warm-up step; bf16 autocast on CUDA, as training. With `rows`,
+    a step of that many images is timed and scaled linearly to the network's rows (fair on a
+    CPU; on a GPU, whose small batches underuse it, an upper bound)."""
+    measured = rows or network.rows
     import statistics
 
     import torch
@@ -231,8 +234,8 @@ def step_seconds(network: Network, device, steps: int = 3) -> float:
 
     model = create_model(network.model, network.num_classes).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(network.rows, 3, network.image_size, network.image_size, device=device)
-    y = torch.randint(0, network.num_classes, (network.rows,), device=device)
+    x = torch.randn(measured, 3, network.image_size, network.image_size, device=device)
+    y = torch.randint(0, network.num_classes, (measured,), device=device)
     times = []
     for _ in range(steps + 1):
         if device.type == "cuda":
@@ -246,7 +249,7 @@ def step_seconds(network: Network, device, steps: int = 3) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+    return statistics.median(times[1:]) * network.rows / measured
 
 
 def plan(cfg: Params, states: dict[str, str], seconds: dict[str, float]) -> list[dict[str, object]]:
