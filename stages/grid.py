@@ -31,7 +31,7 @@ def _compose(repo: Path, overrides: list[str], out: Path) -> None:
     """params.yaml composed from conf/ with `overrides`, as `dvc exp run -S` does (and checked)."""
     from dvc.utils.hydra import compose_and_dump
 
-    compose_and_dump(out, str(repo / "conf"), None, "config", str(repo), overrides)
+    compose_and_dump(out, str((repo / "conf").resolve()), None, "config", str(repo.resolve()), overrides)
 
 
 @app.command()
