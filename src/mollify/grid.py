@@ -119,7 +119,8 @@ def run_local(repo: Path, jobs: int, grid: list[Run], poll_s: float = 5.0) -> li
     dvc("queue", "start", "--jobs", str(jobs), cwd=repo, env=env)
     while True:
         status = dvc("queue", "status", cwd=repo).stdout
-        if not re.search(r"\b(Queued|Running)\b", status):
+        # both: a listing can miss a running task for a moment, and workers idle before they take one
+        if not re.search(r"\b(Queued|Running)\b", status) and re.search(r"Worker status: 0 active", status):
             break
         time.sleep(poll_s)
     dvc("queue", "stop", cwd=repo, check=False)
