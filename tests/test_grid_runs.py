@@ -47,7 +47,7 @@ def test_two_local_workers_give_the_metrics_of_a_sequential_repro(tmp_path):
 def test_cluster_path_resumes_a_killed_job_and_redoes_no_finished_run(tmp_path):
     import submitit
 
-    epochs = 6
+    epochs = 12  # a wide window for the kill, after the first checkpoint
     ws = git_dvc_workspace(tmp_path / "ws", tiny_params(**{"methods": ["baseline", "trivaug"], "diffaug_methods": [],
                                                            "train.epochs": epochs}))
     grid.prepare(ws)
@@ -56,15 +56,15 @@ def test_cluster_path_resumes_a_killed_job_and_redoes_no_finished_run(tmp_path):
     commit = grid.workspace_commit(ws)
     finished = executor.submit(grid.reproduce, str(ws), commit, ["evaluate@demo-baseline-0"], str(tmp_path / "a"))
     killed = executor.submit(grid.reproduce, str(ws), commit, ["evaluate@demo-trivaug-0"], str(tmp_path / "b"))
-    finished.result()
     checkpoint = grid.checkpoint_root(ws) / "demo" / "trivaug" / "seed0.pt"
-    deadline = time.time() + 600
+    deadline = time.time() + 900
     while not checkpoint.exists() and time.time() < deadline:
         time.sleep(0.2)
     job = psutil.Process(killed._process.pid)  # the whole job, as a lost node: controller, DVC, the stage
     for process in [job, *job.children(recursive=True)]:
         process.send_signal(signal.SIGKILL)
     killed._process.wait()
+    finished.result()
     stopped_at = torch.load(checkpoint, weights_only=True)["epoch"]
     assert 1 <= stopped_at < epochs, "the job should be killed mid-training"
 
