@@ -117,14 +117,17 @@ def run_local(repo: Path, jobs: int, grid: list[Run], poll_s: float = 5.0) -> li
         dvc("exp", "run", "--queue", "--name", name, run.evaluate_stage, cwd=repo, env=env)
         names.append(name)
     dvc("queue", "start", "--jobs", str(jobs), cwd=repo, env=env)
-    while True:
-        status = dvc("queue", "status", cwd=repo).stdout
-        # both: a listing can miss a running task for a moment, and workers idle before they take one
-        if not re.search(r"\b(Queued|Running)\b", status) and re.search(r"Worker status: 0 active", status):
-            break
+    # wait for each experiment's own final state: under load the listing can miss a running task
+    # for a while and show its worker as idle
+    final: dict[str, str] = {}
+    while len(final) < len(names):
         time.sleep(poll_s)
+        status = dvc("queue", "status", cwd=repo).stdout
+        for name in names:
+            if match := re.search(rf"{re.escape(name)}\s.*\b(Success|Failed)\b", status):
+                final[name] = match.group(1)
     dvc("queue", "stop", cwd=repo, check=False)
-    return [name for name in names if re.search(rf"{re.escape(name)}\s.*\bFailed\b", status)]
+    return [name for name in names if final[name] == "Failed"]
 
 
 def workspace_commit(repo: Path) -> str:
