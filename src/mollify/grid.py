@@ -80,15 +80,24 @@ def dvc(*args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = 
 
 
 def stage_states(repo: Path, stages: Iterable[str]) -> dict[str, str]:
-    """Each stage's state as `dvc repro --dry` sees it: "done" (up to date in the workspace),
-    "cached" (DVC's run-cache will restore it) or "to run". A stage whose dependencies are not
-    in the workspace yet (evaluate before its model) is "to run"."""
-    stages = list(stages)
-    output = dvc("repro", "--dry", "--single-item", *stages, cwd=repo).stdout
-    states = dict.fromkeys(stages, "to run")
-    for pattern, state in ((r"Stage '([^']+)' didn't change", "done"), (r"Stage '([^']+)' is cached", "cached")):
-        for stage in re.findall(pattern, output):
-            states[stage] = state
+    """Each stage's state: "done" (up to date in the workspace), "cached" (DVC's run-cache holds
+    a run with the workspace's dependencies: `dvc repro` restores it) or "to run"; a stage whose
+    dependencies are not in the workspace yet (evaluate before its model) is "to run". Asked of
+    DVC's Python API: `dvc repro --dry` does not hash the dependencies, so it never finds the run-cache."""
+    from dvc.repo import Repo
+
+    states = {}
+    with Repo(str(repo)) as dvc_repo, dvc_repo.lock:
+        for name in stages:
+            try:
+                stage = dvc_repo.stage.collect(name)[0]
+                if not stage.changed():
+                    states[name] = "done"
+                    continue
+                stage.save_deps()  # hashes the dependencies (DVC's state database keeps them)
+                states[name] = "cached" if dvc_repo.stage_cache._load(stage) else "to run"
+            except Exception:  # a missing dependency: nothing to look up
+                states[name] = "to run"
     return states
 
 
