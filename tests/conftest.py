@@ -98,3 +98,22 @@ def init_dvc(workdir: Path) -> None:
     dvc("init", "--no-scm", "-q", cwd=workdir)
     dvc("config", "core.analytics", "false", cwd=workdir)
     shutil.copytree(ROOT / ".dvc" / "plots", workdir / ".dvc" / "plots")
+
+
+def git_dvc_workspace(ws: Path, params: dict) -> Path:
+    """A scratch copy of the project in `ws` as a user has it: git (one commit) + DVC, with `params`
+    both in params.yaml and as conf/config.yaml (what `dvc exp run` composes)."""
+    for name in ("stages", "src", "conf", "hydra_plugins"):
+        shutil.copytree(ROOT / name, ws / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", "uv.lock", ".gitignore"):
+        shutil.copy(ROOT / name, ws / name)
+    (ws / "params.yaml").write_text(yaml.safe_dump(params))
+    (ws / "conf/config.yaml").write_text(yaml.safe_dump({"defaults": ["_self_", {"profile": None}], **params}))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], cwd=ws, check=True)
+    dvc("init", "-q", cwd=ws)
+    dvc("config", "core.analytics", "false", cwd=ws)
+    shutil.copytree(ROOT / ".dvc" / "plots", ws / ".dvc" / "plots")
+    for args in (["add", "-A"], ["commit", "-qm", "project"]):
+        subprocess.run([*git, *args], cwd=ws, check=True, capture_output=True)
+    return ws

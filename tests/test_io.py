@@ -1,12 +1,14 @@
+import hashlib
 import os
 import stat
 
 import numpy as np
 import pytest
+import torch
 
 from mollify.data import load_split
 from mollify.errors import MollifyError
-from mollify.io import atomic_path, check_writable, load_json, load_npy, load_torch, save_json, save_npy
+from mollify.io import atomic_path, check_writable, load_json, load_npy, load_torch, save_json, save_npy, save_torch
 
 
 def test_atomic_write_leaves_nothing_when_interrupted(tmp_path):
@@ -71,3 +73,16 @@ def test_unwritable_outputs_are_named_before_any_work(tmp_path):
         check_writable(tmp_path / "m.json")
     check_writable(tmp_path / "new" / "deeper" / "m.json", folders=[tmp_path / "other"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "plots"]  # the check creates nothing
+
+
+def test_identical_weights_give_identical_bytes(tmp_path):
+    """Two saves of the same state (different files, so different temporary names) have the same
+    md5: DVC's run-cache and `dvc status` then see an identical model as unchanged."""
+    state = {"w": torch.arange(12.0).reshape(3, 4), "epoch": 3}
+    save_torch(tmp_path / "a.pt", state)
+    save_torch(tmp_path / "sub" / "b.pt", state)
+    digests = {hashlib.md5((tmp_path / p).read_bytes()).hexdigest() for p in ("a.pt", "sub/b.pt")}
+    assert len(digests) == 1
+    torch.save(state, tmp_path / "plain.pt")  # what the old save_torch did: the file name is inside
+    assert hashlib.md5((tmp_path / "plain.pt").read_bytes()).hexdigest() not in digests
+    assert torch.equal(torch.load(tmp_path / "a.pt", weights_only=True)["w"], state["w"])

@@ -2,20 +2,70 @@
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
+import tempfile
+import time
 from contextlib import nullcontext
-from typing import ContextManager
+from pathlib import Path
+from typing import ContextManager, TextIO
 
 import torch
 
 from mollify.errors import MollifyError
 
 
+log = logging.getLogger(__name__)
+
+LOCKS_ENV = "MOLLIFY_GPU_LOCKS"
+_leases: list[TextIO] = []  # open lock files: a lease lasts as long as the process
+
+
 def resolve_device(name: str = "auto") -> torch.device:
+    """cpu, or a CUDA device: under torchrun the rank's (LOCAL_RANK), else a free GPU leased for
+    this process when several are visible (so that parallel grid jobs never share one)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise MollifyError("device: cuda was asked for but no CUDA device is visible; set `device: auto` or `cpu`.")
-    return torch.device(name)
+    if name != "cuda":
+        return torch.device(name)
+    if "LOCAL_RANK" in os.environ:
+        index = int(os.environ["LOCAL_RANK"])
+    else:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        ids = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
+        index = lease_gpu(ids)
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
+
+
+def lease_gpu(ids: list[str], lock_dir: str | Path | None = None, poll_s: float = 5.0) -> int:
+    """The index in `ids` (the visible GPUs' physical ids) of a GPU no other process of this machine
+    holds, taken for the life of this process: an exclusive `flock` on `<lock_dir>/gpu<id>.lock`,
+    which the kernel releases when the process ends, killed or not. Waits while all are taken.
+    One visible GPU (e.g. one a scheduler assigned) needs no lease."""
+    if len(ids) <= 1:
+        return 0
+    folder = Path(lock_dir or os.environ.get(LOCKS_ENV) or Path(tempfile.gettempdir()) / f"mollify-gpu-locks-{os.getuid()}")
+    folder.mkdir(parents=True, exist_ok=True)
+    waited = False
+    while True:
+        for index, gpu in enumerate(ids):
+            lock = open(folder / f"gpu{gpu.strip()}.lock", "a")
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.close()
+                continue
+            _leases.append(lock)
+            log.info("leased GPU %s (lock %s)", gpu.strip(), lock.name)
+            return index
+        if not waited:
+            log.info("all %d GPUs are leased by other jobs (locks in %s); waiting for one", len(ids), folder)
+            waited = True
+        time.sleep(poll_s)
 
 
 def autocast(device: torch.device, precision: str) -> ContextManager:

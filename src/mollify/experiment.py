@@ -7,7 +7,7 @@ import hashlib
 import json
 import logging
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from mollify import paths
+from mollify import distributed, paths
 from mollify.augment import (BatchRecipe, DiffAug, Mollification, NoisyFeatureMixup, NormalizedDiffAug,
                              SoftAugmentation, compose, ensemble_timesteps, make_policy)
 from mollify.config import MethodConfig, Params
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 def train_method(cfg: Params, dataset: str, method: str, seed: int = 0, show_progress: bool = True) -> list[dict[str, Any]]:
     """Train the recipe `method` on `dataset` with training seed `seed` (initialisation, batches,
-    augmentation draws); write final weights and the training log."""
+    augmentation draws); write final weights and the training log (under torchrun, rank 0 writes)."""
     recipe = cfg.recipe(method)
     device = resolve_device(cfg.device)
     meta = load_meta(paths.clean_dir(dataset))
@@ -70,17 +70,19 @@ def train_method(cfg: Params, dataset: str, method: str, seed: int = 0, show_pro
     fingerprint = _fingerprint({"settings": asdict(settings), "recipe": recipe.model_dump(), "model": model_name,
                                 "train": cfg.train.model_dump(), "data": hashlib.sha256(x.tobytes()).hexdigest(),
                                 "code": _code_fingerprint(), "diffusion": _diffusion_fingerprint(dataset) if diffaug else None})
-    with _live_log(paths.train_log_dir(dataset, method, seed)) as on_epoch:
+    main = distributed.is_main()
+    with _live_log(paths.train_log_dir(dataset, method, seed)) if main else nullcontext() as on_epoch:
         history = train(
             model, torch.from_numpy(x).to(device), torch.from_numpy(y).to(device), augment,
             normalize, batch_recipe, LOSSES[recipe.loss], settings,
             checkpoint=paths.checkpoint_file(dataset, method, seed), fingerprint=fingerprint, show_progress=show_progress,
             on_epoch=on_epoch, divergence_hint=f"Lower train.lr (now {cfg.train.lr:g}) or raise train.warmup_epochs.",
         )
-    save_torch(paths.model_file(dataset, method, seed), {
-        "model": model_name, "num_classes": batch_recipe.output_classes, "options": model_options,
-        "state_dict": model.state_dict(), "method": method, "seed": seed,
-    })
+    if main:
+        save_torch(paths.model_file(dataset, method, seed), {
+            "model": model_name, "num_classes": batch_recipe.output_classes, "options": model_options,
+            "state_dict": model.state_dict(), "method": method, "seed": seed,
+        })
     return history
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -100,8 +101,13 @@ def save_text(path: str | Path, text: str) -> None:
 
 
 def save_torch(path: str | Path, obj: Any) -> None:
+    """torch.save through memory, then an atomic write: the zip's record names come from the
+    file's name (`<name>/data.pkl`), so saving into the temporary file would give identical
+    weights different bytes; a buffer's records are always `archive/...`."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def load_npy(path: str | Path, *, dtype: np.dtype | None = None, ndim: int | None = None, mmap: bool = False) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 DATA = Path("data")
@@ -36,8 +37,19 @@ def model_file(dataset: str, method: str, seed: int = 0) -> Path:
     return DATA / dataset / "models" / method / f"seed{seed}.pt"
 
 
+CHECKPOINTS_ENV = "MOLLIFY_CHECKPOINTS"
+
+
+def checkpoints_dir(dataset: str) -> Path:
+    """Resumable training checkpoints: no DVC output (DVC keeps a stage with a `persist` output out
+    of its run-cache) and git-ignored. `$MOLLIFY_CHECKPOINTS` moves them to `<it>/<dataset>/`: the
+    grid points every worker's workspace at one shared folder, so a relaunched job resumes."""
+    root = os.environ.get(CHECKPOINTS_ENV)
+    return Path(root) / dataset if root else DATA / dataset / "checkpoints"
+
+
 def checkpoint_file(dataset: str, method: str, seed: int = 0) -> Path:
-    return DATA / dataset / "checkpoints" / method / f"seed{seed}.pt"
+    return checkpoints_dir(dataset) / method / f"seed{seed}.pt"
 
 
 def diffusion_dir(dataset: str) -> Path:
@@ -46,7 +58,7 @@ def diffusion_dir(dataset: str) -> Path:
 
 
 def diffusion_checkpoint(dataset: str) -> Path:
-    return DATA / dataset / "checkpoints" / "diffusion.pt"
+    return checkpoints_dir(dataset) / "diffusion.pt"
 
 
 def diffusion_metrics_file(dataset: str) -> Path:

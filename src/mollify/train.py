@@ -3,7 +3,9 @@ a checkpoint every epoch and exact resume.
 
 Randomness is drawn from a generator seeded per epoch (and torch's global generator, which
 torchvision's MixUp / CutMix and dropout use, is seeded the same way), so a run resumed from the checkpoint of
-epoch k repeats epochs k+1.. exactly as an uninterrupted run would on CPU.
+epoch k repeats epochs k+1.. exactly as an uninterrupted run would on CPU. Under torchrun
+(mollify.distributed) every rank draws the same batch order and trains on its slice of each
+batch, with its own augmentation draws.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 import torch.nn as nn
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from mollify import distributed
 from mollify.augment import Augmentation, BatchRecipe
 from mollify.device import Normalize, autocast, stream_seed
 from mollify.divergence import DivergenceGuard, classifier_loss_bound
@@ -90,10 +93,17 @@ def train(
     per-epoch log; `on_epoch` gets each entry (those of a resumed checkpoint first), and without
     `show_progress` (no terminal) each epoch is logged as a line. With `checkpoint`, state is saved
     after each epoch and a matching checkpoint (same `fingerprint` parts) is resumed from. A loss
-    that is not finite or above `classifier_loss_bound` raises `Diverged` before anything is saved."""
+    that is not finite or above `classifier_loss_bound` raises `Diverged` before anything is saved.
+    Under torchrun, each rank trains on its 1/world of every batch of `batch_size` images (DDP
+    averages the gradients) and rank 0 alone saves and reports."""
     device = images.device
     n = len(images)
     batch = min(settings.batch_size, n)
+    distributed.init(device)
+    world, rank, main = distributed.world_size(), distributed.rank(), distributed.is_main()
+    if batch % world:
+        raise MollifyError(f"train.batch_size {batch} does not split evenly over {world} processes; "
+                           f"set a multiple of {world} (it is the global batch, as on one device)")
     # drop_last: the last partial batch is dropped (stable BatchNorm statistics); else it is trained on
     steps_per_epoch = n // batch if settings.drop_last else -(-n // batch)
     if not settings.drop_last and n % batch == 1:
@@ -114,8 +124,11 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         history, start_epoch = state["history"], state["epoch"]
         log.info("resumed from epoch %d of %s", start_epoch, checkpoint)
+    on_epoch = on_epoch if main else None
+    show_progress = show_progress and main
     for entry in history if on_epoch else ():
         on_epoch(entry)
+    step_module = distributed.wrap(network, recipe.forward)
 
     def lr_at(step: int) -> float:
         """The learning rate of optimiser step `step` (the schedule ticks per step or per epoch)."""
@@ -133,19 +146,23 @@ def train(
             torch.manual_seed(seed)
             recipe.start_epoch(epoch, settings.epochs)
             model.train()
-            order = torch.randperm(n, generator=g, device=device)
+            order = torch.randperm(n, generator=g, device=device)  # the same on every rank
+            if rank:  # per-sample randomness of its own on each other rank
+                g.manual_seed(stream_seed(seed, rank))
+                torch.manual_seed(stream_seed(seed, rank))
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device)
+            seen = torch.zeros((), device=device)
             started = time.perf_counter()
             for i in range(steps_per_epoch):
                 step = epoch * steps_per_epoch + i
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step)
-                idx = order[i * batch : (i + 1) * batch]
+                idx = order[i * batch : (i + 1) * batch].tensor_split(world)[rank]
                 y = labels[idx]
                 x, soft_targets = recipe.prepare(images[idx], y, augment, normalize, g)
                 with autocast(device, settings.precision):
-                    logits, soft_targets = recipe.forward(network, x, soft_targets, g)
+                    logits, soft_targets = step_module(x, soft_targets, g)
                 loss = recipe.loss(loss_fn, logits, soft_targets)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -153,25 +170,27 @@ def train(
                 loss_sum += loss.detach()
                 guard.update(step, loss)
                 correct += (logits[: len(y), : recipe.num_classes].argmax(1) == y).sum()  # clean rows
+                seen += len(y)
                 if i % 20 == 19 or i == steps_per_epoch - 1:  # a host sync every 20 steps, not every step
                     guard.check(lr_at, divergence_hint)  # before the epoch's checkpoint, too
-                    seen = min((i + 1) * batch, n)
-                    progress.update(task, completed=step + 1, loss=float(loss_sum) / (i + 1), acc=float(correct) / seen,
-                                    ips=seen / (time.perf_counter() - started), description=f"epoch {epoch + 1}/{settings.epochs}")
+                    progress.update(task, completed=step + 1, loss=float(loss_sum) / (i + 1), acc=float(correct) / float(seen),
+                                    ips=float(seen) * world / (time.perf_counter() - started),
+                                    description=f"epoch {epoch + 1}/{settings.epochs}")
+            loss_sum, correct, seen = (distributed.mean(t) for t in (loss_sum, correct, seen))  # over the ranks
             seconds = time.perf_counter() - started
             history.append({
                 "epoch": epoch + 1,
                 "train_loss": float(loss_sum) / steps_per_epoch,
-                "train_acc": float(correct) / seen,
+                "train_acc": float(correct) / float(seen),
                 "lr": optimizer.param_groups[0]["lr"],
-                "images_per_s": seen / seconds,
+                "images_per_s": float(seen) * world / seconds,
             })
-            if not show_progress:
+            if not show_progress and main:
                 log.info("epoch %d/%d: loss %.4f, acc %.4f, lr %.4g, %.0f images/s", epoch + 1, settings.epochs,
                          *(history[-1][k] for k in ("train_loss", "train_acc", "lr", "images_per_s")))
             if on_epoch:
                 on_epoch(history[-1])
-            if checkpoint is not None:
+            if checkpoint is not None and main:
                 save_torch(checkpoint, {
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
                     "history": history, "fingerprint": fingerprint, "settings": asdict(settings),
