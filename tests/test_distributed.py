@@ -81,7 +81,7 @@ def test_the_ddp_checkpoint_loads_in_one_process(runs, monkeypatch):
     assert (workdir / paths.model_file("demo", "baseline")).read_bytes() != model_one  # written by the DDP run
 
 
-@pytest.mark.slow
+@pytest.mark.grid
 def test_a_ddp_run_resumes_from_its_checkpoint(runs):
     """The checkpoint made to look as if the run had been killed after epoch 2 of 4 (as
     tests/test_train_log.py does): both ranks resume from it and take only the last 2 epochs' steps."""

@@ -16,7 +16,7 @@ from mollify import grid
 from mollify.config import load_params
 from tests.conftest import dvc, git_dvc_workspace, tiny_params
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.grid
 
 
 def _stages_run(output: str) -> list[str]:
