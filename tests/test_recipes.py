@@ -3,7 +3,7 @@
 import pytest
 
 from mollify.augment import BatchRecipe
-from mollify.augment.base import PerSample
+from mollify.augment.policies import AugMix
 from mollify.config import parse_params
 from mollify.errors import MollifyError
 from mollify.experiment import build_recipe
@@ -37,7 +37,7 @@ def test_soft_augmentation_and_nfm_options_reach_the_batch_recipe():
 
 def test_augmix_jsd_and_diffaug_reach_the_batch_recipe():
     built = build_recipe(_recipe(augment=["augmix"], augmix_jsd=True), 10)
-    assert isinstance(built.augmix_views, PerSample) and built.diffaug is None
+    assert isinstance(built.augmix_views, AugMix) and built.diffaug is None
     sentinel = object()
     assert build_recipe(_recipe(augment=["flip"], diffaug=True), 10, sentinel).diffaug is sentinel
     with pytest.raises(MollifyError, match="needs the diffusion model"):

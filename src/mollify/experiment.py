@@ -395,7 +395,8 @@ def _certify_evaluation(cfg: Params, x: np.ndarray, y: np.ndarray, num_classes: 
     for k, sigma in enumerate(settings.sigmas):
         t = sigma_to_timestep(sigma, diffaug.alphas_cumprod.cpu())
         g = seeded_generator(stream_seed(cfg.seed, _STREAMS["certify"]), k, device)
-        classify = lambda copies, t=t, g=g: predict(copies, transform=lambda z: diffaug(z, g, t)).argmax(dim=1)  # noqa: E731
+        # the real classes' votes (with the extra noise class of `la`/`lm`, as metrics_of)
+        classify = lambda copies, t=t, g=g: predict(copies, transform=lambda z: diffaug(z, g, t))[:, :num_classes].argmax(dim=1)  # noqa: E731
         predictions = certify(classify, images, num_classes, sigma, settings.n0, settings.n, settings.alpha, settings.batch_size)
         timesteps[f"{sigma:g}"] = t
         accuracy[f"sigma_{sigma:g}"] = dict(zip((f"{r:g}" for r in settings.radii), certified_accuracy(predictions, labels, settings.radii)))

@@ -62,7 +62,7 @@ def runs(cfg: Params) -> list[Run]:
 
 def shared_stages(cfg: Params) -> list[str]:
     """The stages every run depends on: reproduced once, before the runs."""
-    return ["validate", *(f"{stage}@{dataset}" for stage in ("data", "corrupt", "diffusion") for dataset in cfg.datasets)]
+    return ["validate", *(f"{stage}@{dataset}" for stage in ("data", "corrupt", "ood", "diffusion") for dataset in cfg.datasets)]
 
 
 def checkpoint_root(repo: Path) -> Path:

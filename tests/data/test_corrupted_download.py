@@ -13,14 +13,13 @@ from mollify.data.download import md5sum
 from mollify.errors import MollifyError
 from tests.data.archives import TINY_WNIDS, cifar_c_archive, tiny_c_archive, tinyimagenet_archive
 from tests.conftest import default_params
-from tests.data.test_download import server  # noqa: F401  (the loopback HTTP server fixture)
 
 
 def _serve(monkeypatch, registry, name, archive):
     monkeypatch.setitem(registry, name, dataclasses.replace(registry[name], md5=md5sum(archive)))
 
 
-def test_cifar_c(server, tmp_path, monkeypatch):  # noqa: F811
+def test_cifar_c(server, tmp_path, monkeypatch):  # server: tests/data/conftest.py
     served, url = server
     archive = served / "CIFAR-10-C.tar"
     arrays = cifar_c_archive(archive, ["fog", "snow"], n=4)
@@ -39,7 +38,7 @@ def test_cifar_c(server, tmp_path, monkeypatch):  # noqa: F811
                                    severities=[1], max_images=None, mirror=url)
 
 
-def test_tiny_c_labels_follow_the_training_wnid_order(server, tmp_path, monkeypatch):  # noqa: F811
+def test_tiny_c_labels_follow_the_training_wnid_order(server, tmp_path, monkeypatch):
     served, url = server
     tinyimagenet_archive(served / "tiny-imagenet-200.zip")
     tiny_c_archive(served / "Tiny-ImageNet-C.tar", ["fog"])
