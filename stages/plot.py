@@ -29,13 +29,6 @@ def _numbers(row: dict[str, str]) -> dict[str, object]:
     return out
 
 
-def _by_corruption(rows: list[dict[str, str]]) -> dict[str, list[dict[str, object]]]:
-    table: dict[str, list[dict[str, object]]] = {}
-    for row in rows:
-        table.setdefault(row["corruption"], []).append(_numbers(row))
-    return table
-
-
 def _mollification_figure(cfg: Params, path: Path) -> None:
     """Mollified versions of the first test image of the first dataset, with the label powers of
     the first mollifying recipe in `methods` (the paper's defaults if none)."""
@@ -126,8 +119,8 @@ def main(params: Path = PARAMS) -> None:
             key = {"dataset": dataset, "method": method}
 
             def runs(name: str) -> list[dict[str, object]]:
-                """The rows of plots/runs/<dataset>/<method>/seed<s>/<name> of every seed."""
-                return [_numbers(r) for seed in cfg.seeds for r in load_csv(paths.run_dir(dataset, method, seed) / name)]
+                """The rows of plots/runs/<dataset>/<method>/seed<s>/<name> of every seed, each with its `seed`."""
+                return [{"seed": seed, **_numbers(r)} for seed in cfg.seeds for r in load_csv(paths.run_dir(dataset, method, seed) / name)]
 
             errors = summary_keys(runs("severity.csv")[0])
             for evaluation, name in (("default", "severity.csv"), (ENSEMBLE, "severity_de.csv")):
@@ -135,9 +128,7 @@ def main(params: Path = PARAMS) -> None:
             entropy += [{**key, **r} for r in over_seeds(runs("diffaug_entropy.csv"), ("t",), ("entropy", "err"))]
             reliability += [{**key, **r} for r in over_seeds(nonempty_bins(runs("reliability.csv")), ("bin",), ("confidence", "accuracy", "count"))]
             # each run's error per corruption (mean over severities), then mean +- std over seeds
-            per_run = [{"seed": seed, "corruption": c, "err": sum(r["err"] for r in rows) / len(rows)}
-                       for seed in cfg.seeds
-                       for c, rows in _by_corruption(load_csv(paths.run_dir(dataset, method, seed) / "corruptions.csv")).items()]
+            per_run = over_seeds(runs("corruptions.csv"), ("seed", "corruption"), ("err",))
             corruption += [{**key, **r} for r in over_seeds(per_run, ("corruption",), ("err",))]
             epochs = [{"seed": seed, "epoch": int(loss["step"]), "train_loss": float(loss["train_loss"]),
                        "train_acc": float(acc["train_acc"])}
@@ -166,7 +157,9 @@ def main(params: Path = PARAMS) -> None:
     mce_ratio_bars(mce_ratio(summaries, baseline), baseline, figures / "mce_ratio.png")
     networks = {(dataset, method): cfg.model_name(method, dataset) for dataset, method in summaries}
     beside = beside_published(summaries, networks, load_published(paths.published_file()))
-    features = {m: f for m in cfg.all_methods for f in ("mollify", "diffaug", "smoothing") if getattr(cfg.recipe(m), f)}
+    # each method's first feature with a paper claim (a recipe may combine several)
+    features = {m: f for m in cfg.all_methods
+                if (f := next((f for f in ("mollify", "diffaug", "smoothing") if getattr(cfg.recipe(m), f)), None))}
     table = (f"{results_table(summaries, baseline)}\n## Does each paper's effect show? (against {baseline}, mean over seeds)\n\n"
              f"{findings_table(summaries, features, baseline)}\n"
              f"## Beside the published numbers\n\n{published_table(beside, cfg.datasets)}")
