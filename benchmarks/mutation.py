@@ -5,7 +5,7 @@
     uv run python benchmarks/mutation.py --table               # only the table of what mutants/ holds
     uv run python benchmarks/mutation.py --survivors losses    # the surviving mutants' names (`mutmut show <name>`)
 
-Each module runs as `nice -n 19 mutmut run --max-children 1 <its mutants>` with the [tool.mutmut]
+Each module runs as `nice -n 19 mutmut run --max-children <jobs> <its mutants>` (default one) with the [tool.mutmut]
 configuration of pyproject.toml: mutants are the core modules' functions, and each mutant runs only
 the tests (of the core modules' own test files) that call the mutated function. A module resumes
 where an interrupted run stopped (only its unchecked mutants run); `--retest-survivors` runs the
@@ -78,7 +78,7 @@ def print_table(modules: list[str]) -> None:
         print("| " + " | ".join(str(row[k]) for k in header) + " |")
 
 
-def run_module(module: str, rerun: bool, retest_survivors: bool) -> None:
+def run_module(module: str, rerun: bool, retest_survivors: bool, jobs: int) -> None:
     """mutmut on this module's mutants: the unchecked ones (and the survivors with `retest_survivors`),
     or all of them with `rerun`."""
     known = results(module)
@@ -87,7 +87,7 @@ def run_module(module: str, rerun: bool, retest_survivors: bool) -> None:
     if not names:
         return
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per test process: the machine is shared
-    subprocess.run(["nice", "-n", "19", sys.executable, "-m", "mutmut", "run", "--max-children", "1", *names],
+    subprocess.run(["nice", "-n", "19", sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *names],
                    cwd=ROOT, env=env, check=False)
 
 
@@ -95,7 +95,8 @@ def main(modules: list[str] = typer.Argument(None, help=f"modules to run (defaul
          table: bool = typer.Option(False, help="only print the table of the results in mutants/"),
          rerun: bool = typer.Option(False, help="check every mutant of the modules again, not only the unchecked ones"),
          retest_survivors: bool = typer.Option(False, help="check the surviving mutants again too (after adding tests)"),
-         survivors: bool = typer.Option(False, help="only list the surviving mutants of the modules")) -> None:
+         survivors: bool = typer.Option(False, help="only list the surviving mutants of the modules"),
+         jobs: int = typer.Option(1, min=1, help="mutants checked at the same time (one core each)")) -> None:
     modules = modules or list(MODULES)
     if unknown := [m for m in modules if m not in MODULES]:
         raise typer.BadParameter(f"unknown module(s) {', '.join(unknown)}; choices: {', '.join(MODULES)}")
@@ -104,7 +105,7 @@ def main(modules: list[str] = typer.Argument(None, help=f"modules to run (defaul
         return
     if not table:
         for module in modules:
-            run_module(module, rerun, retest_survivors)
+            run_module(module, rerun, retest_survivors, jobs)
     print_table(modules)
 
 

@@ -51,3 +51,22 @@ def test_step_seconds_is_a_positive_median_scaled_to_the_rows(monkeypatch):
     ticks = iter([0.0, 1.0, 10.0, 12.0, 20.0, 23.0])  # steps of 1 (warm-up), 2 and 3 seconds
     monkeypatch.setattr(grid.time, "perf_counter", lambda: next(ticks))
     assert grid.step_seconds(network, torch.device("cpu"), steps=2, rows=2) == 2.5 * 8 / 2  # median x rows / measured
+
+
+def test_stage_states_read_the_repository_given_from_any_working_directory(tmp_path, monkeypatch):
+    repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    for folder, items in ((repo, ["a", "b"]), (elsewhere, ["c"])):
+        folder.mkdir()
+        (folder / "params.yaml").write_text(f"items: {items}\n")
+    (repo / "in.txt").write_text("x")
+    (repo / "dvc.yaml").write_text("stages:\n  copy:\n    foreach: ${items}\n    do:\n"
+                                   "      cmd: cp in.txt out-${item}.txt\n      deps: [in.txt]\n      outs: ['out-${item}.txt']\n")
+    init_dvc(repo)
+    dvc("repro", "copy@a", cwd=repo)
+    (repo / "out-a.txt").unlink()  # not in the workspace, but in DVC's run-cache
+    monkeypatch.chdir(elsewhere)  # whose params.yaml has no stage copy@a: the repository's must be read
+    assert grid.stage_states(repo, ["copy@a", "copy@b"]) == {"copy@a": "cached", "copy@b": "to run"}
+    dvc("repro", "copy@a", cwd=repo)
+    assert grid.stage_states(repo, ["copy@a"]) == {"copy@a": "done"}
+    (repo / "in.txt").write_text("y")
+    assert grid.stage_states(repo, ["copy@a"]) == {"copy@a": "to run"}

@@ -15,6 +15,7 @@ A killed job loses at most an epoch: checkpoints live in one folder outside the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -87,10 +88,12 @@ def stage_states(repo: Path, stages: Iterable[str]) -> dict[str, str]:
     from dvc.repo import Repo
 
     states = {}
-    with Repo(str(repo)) as dvc_repo, dvc_repo.lock:
+    # from inside the repository: DVC resolves a stage's dependencies and params.yaml against the
+    # working directory, so from elsewhere it would hash (and read) the wrong files
+    with contextlib.chdir(repo), Repo(".") as dvc_repo, dvc_repo.lock:
         for name in stages:
+            stage = dvc_repo.stage.collect(name)[0]
             try:
-                stage = dvc_repo.stage.collect(name)[0]
                 if not stage.changed():
                     states[name] = "done"
                     continue
