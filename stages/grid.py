@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -99,8 +100,12 @@ def local(
     set_param: list[str] = SET,
 ) -> None:
     """Run the grid on this machine through DVC's experiment queue, then restore it here."""
+    started = time.perf_counter()
     todo = _start(repo, set_param)
+    queued = time.perf_counter()
     failed = grid.run_local(repo, jobs, todo) if todo else []
+    typer.echo(f"grid time: shared stages {queued - started:.1f} s, the queue ({len(todo)} runs, {jobs} workers) "
+               f"{time.perf_counter() - queued:.1f} s", err=True)
     _finish(repo, [f"experiment {name}: `dvc queue logs {name}`" for name in failed])
 
 
@@ -141,8 +146,10 @@ def _finish(repo: Path, failed: list[str]) -> None:
 @app.command()
 def collect(repo: Path = REPO) -> None:
     """`dvc repro` here: every finished run is restored from DVC's run-cache, not run again."""
+    started = time.perf_counter()
     output = grid.dvc("repro", cwd=repo).stdout
     typer.echo(output)
+    typer.echo(f"grid time: collect (dvc repro) {time.perf_counter() - started:.1f} s", err=True)
 
 
 if __name__ == "__main__":
