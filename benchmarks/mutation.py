@@ -43,6 +43,7 @@ MODULES = {
     "nfm": "mollify.augment.nfm",
     "batch": "mollify.augment.batch",
     "base": "mollify.augment.base",
+    "policies": "mollify.augment.policies",
 }
 # mutmut's exit codes (mutmut.stats.status_by_exit_code): 1 / 3 a test failed; 0 survived; 33 / 5 no test calls it;
 # the rest CPU-time limits (timeouts: on a loaded machine also slow survivors, so not counted as killed)

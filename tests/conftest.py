@@ -15,6 +15,25 @@ from omegaconf import OmegaConf
 from mollify.cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
+# the files whose tests run whole DVC pipelines: first, so that with several pytest-xdist workers
+# (pyproject's addopts) each starts on one of them and no worker is left alone with one at the end
+LONGEST_FIRST = ("test_pipeline.py", "test_bad_inputs.py", "test_profile_runs.py", "test_grid_runs.py")
+
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    # each worker (and the stage processes it starts) gets its share of the cores as torch threads:
+    # with all of them each, the workers' threads would oversubscribe the cores
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """No workers under mutmut (benchmarks/mutation.py): it runs pytest in its own process, where
+    it maps tests to the functions they call; elsewhere xdist's default (one worker a core)."""
+    return 0 if "MUTANT_UNDER_TEST" in os.environ else None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The whole-pipeline test files first (a stable sort: the order within and among the rest is kept)."""
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)
 
 
 def default_params(*overrides: str) -> dict:

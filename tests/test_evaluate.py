@@ -98,6 +98,39 @@ def test_sweeps_at_level_zero_are_the_clean_evaluation():
             assert rows[0]["visible"] == 1.0 and 0.75 <= rows[1]["visible"] < 0.85
 
 
+def test_sweep_draws_each_level_from_its_own_stream_continued_over_batches():
+    """Level l's perturbation draws from seeded_generator(seed, round(1000 l)), one stream for all
+    batches; level 0 evaluates without a transform; without `visible` the perturbation returns images only."""
+    import torch
+
+    from mollify.device import seeded_generator
+    from mollify.evaluate import perturbation_sweep
+
+    draws: dict[float, list[float]] = {}
+
+    def perturb(x, level, g):  # records the draws, returns the images (not a pair)
+        draws.setdefault(level, []).append(float(torch.rand((), generator=g)))
+        return x + level
+
+    transforms = []
+
+    def probs_of(transform):
+        transforms.append(transform)
+        batches = [torch.zeros(2, 3, 4, 4), torch.zeros(3, 3, 4, 4)]
+        if transform is not None:
+            batches = [transform(x) for x in batches]
+        return torch.cat([b.mean(dim=(2, 3))[:, :2].softmax(1) for b in batches])
+
+    metrics = lambda probs, target: {"n": len(target), "p": float(probs[0, 0])}  # noqa: E731
+    rows = perturbation_sweep(probs_of, [0, 1, 0, 1, 0], [0, 0.25, 0.5], perturb, metrics, 7, torch.device("cpu"))
+    assert transforms[0] is None and all(t is not None for t in transforms[1:])
+    assert [row["level"] for row in rows] == [0, 0.25, 0.5] and all(row["n"] == 5 for row in rows)
+    for level in (0.25, 0.5):
+        g = seeded_generator(7, round(level * 1000))
+        assert draws[level] == [float(torch.rand((), generator=g)) for _ in range(2)]  # continued over 2 batches
+    assert 0 not in draws
+
+
 def synthetic_images():
     from mollify.data.synthetic import generate
 

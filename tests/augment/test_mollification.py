@@ -73,6 +73,9 @@ def test_label_schedules():
     assert gamma_noise(torch.tensor(0.0)) == 0 and gamma_noise(torch.tensor(1.0)) == pytest.approx(1.0)
     for bpow in (0.5, 1.0, 2.0):
         torch.testing.assert_close(gamma_blur(t, bpow), t**bpow)
+    # the defaults are the paper's linear schedules (npow = bpow = 1)
+    torch.testing.assert_close(gamma_noise(t), torch.sin(math.pi * t / 2) ** 2)
+    torch.testing.assert_close(gamma_blur(t), t)
 
 
 def test_target_modes():
