@@ -20,6 +20,9 @@ import yaml
 
 from tests.conftest import ROOT, tiny_params
 
+# one xdist worker for the whole module: its module-scoped fixture is built once
+pytestmark = pytest.mark.xdist_group("test_bad_inputs")
+
 INVALID = "invalid parameters:\n  - "
 
 
