@@ -136,3 +136,54 @@ def test_incompatible_recipes_are_rejected(recipe, message):
     raw = _raw()
     raw["recipes"]["bad"] = recipe
     assert message in _error(raw)
+
+
+def _problems(raw: dict) -> list[str]:
+    """The listed problems of the one message, each line as the user reads it."""
+    return [line.removeprefix("  - ") for line in _error(raw).splitlines()[1:]]
+
+
+def test_messages_in_full_name_the_key_the_fix_and_a_close_spelling():
+    raw = _raw()
+    raw["recipes"]["baseline"]["augmnt"] = ["flip"]  # a recipe's key: the recipe name is the user's own
+    raw["recipes"]["mollify"]["mollify"]["rols"] = "xn"  # inside an optional section of a recipe
+    raw["evaluate"]["zzz"] = 1  # nothing close: no suggestion
+    raw["train"]["model"] = "resnet19"
+    del raw["methods"]
+    assert sorted(_problems(raw)) == sorted([
+        "recipes.baseline.augmnt: unknown key (did you mean 'recipes.baseline.augment'?); remove it or fix its spelling",
+        "recipes.mollify.mollify.rols: unknown key (did you mean 'recipes.mollify.mollify.roles'?); remove it or fix its spelling",
+        "evaluate.zzz: unknown key; remove it or fix its spelling",
+        "train.model: unknown model 'resnet19'. Did you mean 'resnet18'? Choices: preact_resnet18, preact_resnet18_nfm, "
+        "preact_resnet50, preact_wide_resnet18_nfm, resnet18, small_resnet, wrn28_10 (got 'resnet19')",
+        "methods: required key is missing",
+    ])
+
+
+def test_recipe_lookup_and_the_network_of_a_dataset():
+    raw = _raw()
+    raw["train"]["dataset_models"] = {"cifar100": "wrn28_10"}
+    cfg = parse_params(raw)
+    assert cfg.model_name("baseline", "cifar100") == "wrn28_10"
+    assert cfg.model_name("baseline", "demo") == cfg.train.model == "small_resnet"
+    with pytest.raises(MollifyError) as e:
+        cfg.recipe("mixupp")
+    assert str(e.value).endswith("Methods are the keys of `recipes` in params.yaml: " + ", ".join(sorted(cfg.recipes)))
+
+
+def test_params_file_is_named_in_its_messages_and_read_from_here_by_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(default_params()))
+    assert load_params().datasets == ["demo"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(MollifyError, match=rf"^{bad}: not valid YAML \("):
+        load_params(bad)
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(MollifyError, match=rf"^{bad}: expected a mapping of sections at the top level, got list$"):
+        load_params(bad)
+    raw = default_params()
+    raw["train"]["epochs"] = 0
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(MollifyError, match=rf"^{bad}: invalid parameters:\n  - train.epochs: "):
+        load_params(bad)
