@@ -143,3 +143,62 @@ def test_batch_mean_ece_is_in_every_block_that_has_ece():
         for sub in (*block["by_severity"].values(), *block["by_group"].values()):
             assert "ece" in sub and "ece_batch_mean" in sub
     assert summary["corrupted"]["ece_batch_mean"] == table[0]["ece_batch_mean"]
+
+
+def _rows_of_known_confidence() -> tuple[torch.Tensor, torch.Tensor]:
+    """20 classes; (confidence, predicted class, label) chosen for the edges: 0.05 < 1/15 (bin 0),
+    exactly 0.9 (not > 0.9), one confident row (correct), one wrong row (not confident), and 0.6 /
+    0.65 sharing bin 9 of 15 but not of 16 bins. The labels never reach the last class."""
+    rows = [(0.05, 0, 0), (0.9, 1, 1), (0.95, 2, 2), (0.5, 4, 4), (0.6, 5, 6), (0.65, 7, 7)]
+    probs = torch.zeros(len(rows), 20, dtype=torch.float64)
+    for i, (conf, pred, _) in enumerate(rows):
+        probs[i] = (1 - conf) / 19
+        probs[i, pred] = conf
+    probs[0] = 1 / 20  # uniform: argmax is class 0
+    return probs, torch.tensor([label for *_, label in rows])
+
+
+def _ece_by_hand(conf: list[float], correct: list[bool], n_bins: int) -> float:
+    bins: dict[int, list[int]] = {}
+    for i, c in enumerate(conf):
+        bins.setdefault(min(int(c * n_bins), n_bins - 1), []).append(i)
+    return sum(abs(sum(correct[i] for i in b) / len(b) - sum(conf[i] for i in b) / len(b)) * len(b)
+               for b in bins.values()) / len(conf)
+
+
+def test_metrics_at_the_edges_of_their_definitions_with_the_default_15_bins():
+    probs, labels = _rows_of_known_confidence()
+    conf, correct = [0.05, 0.9, 0.95, 0.5, 0.6, 0.65], [True, True, True, True, False, True]
+    m = classification_metrics(probs, labels)
+    assert m["acc"] == pytest.approx(5 / 6)
+    assert m["freq90"] == pytest.approx(1 / 6)  # 0.9 itself is not > 0.9
+    assert m["acc90"] == 1.0  # the one confident row is right
+    assert m["unc90"] == 1.0  # the one wrong row is not confident
+    assert m["ece"] == pytest.approx(_ece_by_hand(conf, correct, 15), abs=1e-12)
+    assert _ece_by_hand(conf, correct, 15) != pytest.approx(_ece_by_hand(conf, correct, 16))
+    assert expected_calibration_error(probs, labels) == pytest.approx(_ece_by_hand(conf, correct, 15), abs=1e-12)
+    bins = reliability_bins(probs, labels)
+    assert bins["count"].tolist() == [1, 0, 0, 0, 0, 0, 0, 1, 0, 2, 0, 0, 0, 1, 1]  # 15 bins; 0.05 in bin 0
+
+
+def test_batch_mean_ece_defaults_and_batch_size_passed_through():
+    g = torch.Generator().manual_seed(0)
+    sharpness = torch.where(torch.arange(150) % 3 == 0, 5.0, 0.5).double()[:, None]
+    probs = torch.randn(150, 10, generator=g, dtype=torch.float64).mul(sharpness).softmax(1)
+    # right 70% of the time: flat rows underconfident, sharp rows overconfident (were every bin
+    # on one side, the ECE would be mean conf - mean acc, the same however the rows are batched)
+    labels = torch.where(torch.rand(150, generator=g) < 0.7, probs.argmax(1), torch.randint(0, 10, (150,), generator=g))
+
+    def by_batches(size: int, n_bins: int) -> float:
+        return sum(expected_calibration_error(probs[i:i + size], labels[i:i + size], n_bins) * len(labels[i:i + size])
+                   for i in range(0, 150, size)) / 150
+
+    assert batch_mean_ece(probs, labels) == pytest.approx(by_batches(100, 15), abs=1e-12)  # batches of 100, 15 bins
+    assert batch_mean_ece(probs, labels, 10) == pytest.approx(by_batches(100, 10), abs=1e-12)
+    assert by_batches(100, 15) != pytest.approx(by_batches(100, 16))
+    # batches of exactly 100: 100 right rows at confidence 0.5 and a wrong one at 0.5 give
+    # (100 x 0.5 + 1 x 0.5) / 101 in batches of 100, |100/101 - 0.5| in one batch of 101
+    flat = torch.full((101, 2), 0.5, dtype=torch.float64)
+    assert batch_mean_ece(flat, torch.tensor([0] * 100 + [1])) == pytest.approx(50.5 / 101)
+    m = classification_metrics(probs, labels, 10, ece_batch_size=50)
+    assert m["ece_batch_mean"] == pytest.approx(by_batches(50, 10), abs=1e-12)
