@@ -149,8 +149,14 @@ def test_messages_in_full_name_the_key_the_fix_and_a_close_spelling():
     raw["recipes"]["mollify"]["mollify"]["rols"] = "xn"  # inside an optional section of a recipe
     raw["evaluate"]["zzz"] = 1  # nothing close: no suggestion
     raw["train"]["model"] = "resnet19"
+    raw["corrupt"]["corruptions"] = ["gausian_noise"]
     del raw["methods"]
-    assert sorted(_problems(raw)) == sorted([
+    assert _error(raw).startswith("params.yaml: invalid parameters:\n  - ")
+    problems = _problems(raw)
+    corruption = next(p for p in problems if p.startswith("corrupt.corruptions"))
+    assert corruption.startswith("corrupt.corruptions: unknown corruption 'gausian_noise'. Did you mean 'gaussian_noise'? "
+                                 "Choices: brightness, contrast, defocus_blur, ")
+    assert sorted(p for p in problems if p != corruption) == sorted([
         "recipes.baseline.augmnt: unknown key (did you mean 'recipes.baseline.augment'?); remove it or fix its spelling",
         "recipes.mollify.mollify.rols: unknown key (did you mean 'recipes.mollify.mollify.roles'?); remove it or fix its spelling",
         "evaluate.zzz: unknown key; remove it or fix its spelling",
