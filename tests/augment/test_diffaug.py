@@ -236,6 +236,8 @@ def test_diffaug_step_known_value(t):
     torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=1e-5)
     assert ensemble_timesteps() == [0, 50, 100, 150, 200, 250, 300, 350, 400, 450]
     assert ensemble_timesteps(100, 250) == [0, 100, 200]
+    assert ensemble_timesteps(1, 3) == [0, 1, 2, 3] and ensemble_timesteps(1)[-1] == 450  # max_t included, no further
+    assert not any(p.requires_grad for p in DiffAug(make_unet("demo", 32)).unet.parameters())  # a frozen denoiser
 
 
 def test_normalized_diffaug_standardises_the_step_of_the_uint8_images():

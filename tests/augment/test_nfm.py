@@ -94,3 +94,55 @@ def test_features_are_mixed_in_fp32_under_bf16_autocast():
     assert out.dtype == torch.float32
     hf = h.float()
     torch.testing.assert_close(out, 0.3 * hf + 0.7 * hf[draws["perm"]], rtol=0, atol=1e-6)
+
+
+def test_alpha_zero_neither_mixes_nor_adds_noise():
+    """alpha = 0 (NFM's "no mixup"): lam = 1 and the features are returned as they are, noise levels or not."""
+    nfm = NoisyFeatureMixup(alpha=0.0, add_level=0.5, mult_level=0.5, manifold=False)
+    draws = nfm.draw(8, 1, torch.device("cpu"), torch.Generator().manual_seed(0))
+    assert float(draws["lam"]) == 1.0
+    h = torch.randn(8, 4, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(nfm.mix(h, draws, torch.Generator().manual_seed(2)), h)
+
+
+def test_permutation_point_and_noise_come_from_the_generator_given():
+    """perm then k are drawn from `g`; the mix is mult * (lam h + (1 - lam) h[perm]) + add with
+    add = add_level b_add N(0, 1) and mult = 1 + mult_level b_mult U(-1, 1), both drawn from `g`
+    (in that order): replayed here from a generator seeded alike, whatever torch's global one holds."""
+    nfm = NoisyFeatureMixup(alpha=1.0, add_level=0.4, mult_level=0.2)
+    torch.manual_seed(123)
+    draws = nfm.draw(8, 3, torch.device("cpu"), torch.Generator().manual_seed(5))
+    replay = torch.Generator().manual_seed(5)
+    assert torch.equal(draws["perm"], torch.randperm(8, generator=replay))
+    assert torch.equal(draws["k"], torch.randint(3, (), generator=replay))
+
+    h = torch.randn(8, 4, 2, 2, generator=torch.Generator().manual_seed(1))
+    draws = {"lam": torch.tensor(0.7), "perm": torch.arange(8).flip(0), "b_add": torch.tensor(0.3), "b_mult": torch.tensor(0.6)}
+    torch.manual_seed(7)
+    out = nfm.mix(h, draws, torch.Generator().manual_seed(9))
+    replay = torch.Generator().manual_seed(9)
+    add = 0.4 * 0.3 * torch.randn(h.shape, generator=replay)
+    mult = 1 + 0.2 * 0.6 * (2 * torch.rand(h.shape, generator=replay) - 1)
+    torch.testing.assert_close(out, mult * (0.7 * h + 0.3 * h.flip(0)) + add)
+
+
+def test_the_forward_mix_uses_only_the_generator_given(monkeypatch):
+    """With the Beta variates fixed, the whole NFM forward depends on `g` alone: torch's global
+    generator, reseeded differently, changes nothing."""
+    model, x, y = _setup(8)
+    nfm = NoisyFeatureMixup(alpha=1.0, add_level=0.4, mult_level=0.2)
+    draw = nfm.draw
+    fixed = {"lam": torch.tensor(0.7), "b_add": torch.tensor(0.3), "b_mult": torch.tensor(0.6)}
+    monkeypatch.setattr(NoisyFeatureMixup, "draw", lambda self, *args: {**draw(*args), **fixed})
+    outs = []
+    for global_seed in (0, 1):
+        for k in range(nfm.mixing_points(model)):  # the input and each stage
+            torch.manual_seed(global_seed)
+            g = torch.Generator().manual_seed(0)
+            while int(draw(8, nfm.mixing_points(model), x.device, g.clone_state())["k"]) != k:
+                g.manual_seed(g.initial_seed() + 1)
+            with torch.no_grad():
+                outs.append(nfm(model, x, y, g)[0])
+    half = len(outs) // 2
+    for a, b in zip(outs[:half], outs[half:]):
+        torch.testing.assert_close(a, b)
