@@ -45,7 +45,6 @@ MODULES = {
     "base": "mollify.augment.base",
     "policies": "mollify.augment.policies",
 }
-PACKAGES = {"corruptions"}  # modules that are a package's __init__.py
 # mutmut's exit codes (mutmut.stats.status_by_exit_code): 1 / 3 a test failed; 0 survived; 33 / 5 no test calls it;
 # the rest CPU-time limits (timeouts: on a loaded machine also slow survivors, so not counted as killed)
 KILLED, SURVIVED, NO_TESTS, TIMEOUT = {1, 3}, {0}, {5, 33}, {24, -24, 36, 152, 255}
@@ -54,7 +53,7 @@ KILLED, SURVIVED, NO_TESTS, TIMEOUT = {1, 3}, {0}, {5, 33}, {24, -24, 36, 152, 2
 def results(module: str) -> dict[str, int | None]:
     """mutant name -> mutmut's exit code (None: not checked yet), from mutants/<file>.meta."""
     prefix = MODULES[module]
-    path = ROOT / "mutants" / "src" / (prefix.replace(".", "/") + ("/__init__.py" if module in PACKAGES else ".py"))
+    path = ROOT / "mutants" / "src" / (prefix.replace(".", "/") + ("/__init__.py" if module == "corruptions" else ".py"))
     meta = path.with_name(path.name + ".meta")
     if not meta.exists():
         return {}
@@ -88,8 +87,6 @@ def run_module(module: str, rerun: bool, retest_survivors: bool, jobs: int) -> N
     names = [f"{MODULES[module]}.*"] if rerun or not known else [n for n, code in known.items() if code in again]
     if not names:
         return
-    if module in PACKAGES:  # mutmut selects a package's mutants by `<package>.__init__.<name>`
-        names = [n.replace(f"{MODULES[module]}.", f"{MODULES[module]}.__init__.", 1) for n in names]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per test process: the machine is shared
     subprocess.run(["nice", "-n", "19", sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *names],
                    cwd=ROOT, env=env, check=False)
