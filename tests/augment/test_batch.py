@@ -70,3 +70,44 @@ def test_augmix_jsd_views_and_loss():
     expected = soft_cross_entropy(logits[:4], y) + 12 * augmix_jsd(logits[:4], logits[4:8], logits[8:])
     torch.testing.assert_close(recipe.loss(soft_cross_entropy, logits, y), expected)
     assert JSD_WEIGHT == 12
+
+
+def test_diffaug_and_augmix_rows_each_get_their_loss():
+    """Rows [clean; AugMix 1; AugMix 2; DiffAug]: CE(clean) + CE(DiffAug rows, the clean targets)
+    + 12 JSD(the first three blocks) (DiffAug's diffaugmix.py)."""
+    recipe = BatchRecipe(10, augmix_views=lambda x, g: x, diffaug=lambda x, g: x)
+    logits, y = torch.randn(16, 10, generator=torch.Generator().manual_seed(0)), torch.eye(10)[:4]
+    expected = (soft_cross_entropy(logits[:4], y) + soft_cross_entropy(logits[12:], y)
+                + 12 * augmix_jsd(logits[:4], logits[4:8], logits[8:12]))
+    torch.testing.assert_close(recipe.loss(soft_cross_entropy, logits, y), expected)
+
+
+def test_recipe_passes_epochs_generator_and_model_on(monkeypatch):
+    from mollify.augment import SoftAugmentation
+
+    softaug = SoftAugmentation(10, final_epochs_without=2)
+    recipe = BatchRecipe(10, softaug=softaug)
+    recipe.start_epoch(7, 10)
+    assert softaug.active  # epochs 0..7 of 10 with the crop on
+    recipe.start_epoch(8, 10)
+    assert not softaug.active
+
+    calls = []
+    recipe = BatchRecipe(10, nfm=lambda *args: calls.append(args) or ("logits", "targets"))
+    model, x, y, g = object(), torch.zeros(2), torch.ones(2), torch.Generator()
+    assert recipe.forward(model, x, y, g) == ("logits", "targets") and calls == [(model, x, y, g)]
+
+    normalize = Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+    images = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    recipe = BatchRecipe(10, mollification=Mollification(10))
+    # mollification's t ~ Beta comes from torch's global generator (no Beta sampler takes one): fixed here
+    monkeypatch.setattr(torch.distributions.Beta, "sample", lambda self, shape=(): torch.full(shape, 0.5))
+    seen = []
+    outs = []
+    for global_seed in (0, 1):  # all randomness from the generator given: torch's global one changes nothing
+        torch.manual_seed(global_seed)
+        g = torch.Generator().manual_seed(3)
+        augment = lambda x, gen: seen.append(gen is g) or x  # noqa: E731
+        outs.append(recipe.prepare(images, torch.arange(6), augment, normalize, g))
+    assert seen == [True, True]
+    torch.testing.assert_close(outs[0], outs[1])
