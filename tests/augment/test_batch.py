@@ -111,3 +111,7 @@ def test_recipe_passes_epochs_generator_and_model_on(monkeypatch):
         outs.append(recipe.prepare(images, torch.arange(6), augment, normalize, g))
     assert seen == [True, True]
     torch.testing.assert_close(outs[0], outs[1])
+    given = []
+    recipe = BatchRecipe(10, augmix_views=lambda x, gen: given.append(gen) or x, diffaug=lambda x, gen: given.append(gen) or x.float())
+    recipe.prepare(images, torch.arange(6), lambda x, gen: x, normalize, g)
+    assert len(given) == 3 and all(gen is g for gen in given)  # both AugMix views and the DiffAug rows
