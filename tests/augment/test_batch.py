@@ -115,3 +115,16 @@ def test_recipe_passes_epochs_generator_and_model_on(monkeypatch):
     recipe = BatchRecipe(10, augmix_views=lambda x, gen: given.append(gen) or x, diffaug=lambda x, gen: given.append(gen) or x.float())
     recipe.prepare(images, torch.arange(6), lambda x, gen: x, normalize, g)
     assert len(given) == 3 and all(gen is g for gen in given)  # both AugMix views and the DiffAug rows
+
+
+def test_recipe_with_soft_augmentation_returns_its_images_and_targets():
+    from mollify.augment import SoftAugmentation
+
+    x = torch.rand(5, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 2, 3, 4])
+    got = BatchRecipe(10, softaug=SoftAugmentation(10))(x, labels, torch.Generator().manual_seed(4))
+    expected = SoftAugmentation(10)(x, labels, torch.Generator().manual_seed(4))
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b)
+    _, y = BatchRecipe(10)(x, labels, torch.Generator())
+    assert y.dtype == x.dtype and torch.equal(y, torch.eye(10)[:5])  # one-hot targets in the images' dtype
