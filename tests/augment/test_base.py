@@ -60,3 +60,38 @@ def test_rotation_angles_are_uniform_within_the_range(monkeypatch):
     assert float(thetas[0][:, :, 2].abs().max()) == 0
     assert -15 <= float(angle.min()) < -14.9 and 14.9 < float(angle.max()) <= 15
     assert float(angle.mean()) == pytest.approx(0, abs=0.2) and float(angle.var()) == pytest.approx(15**2 / 3, rel=0.03)
+
+
+def test_rotation_is_nearest_neighbour_about_the_centre_with_zero_fill(monkeypatch):
+    """Each output pixel centre, rotated by the sample's angle about the image centre (pixel centres
+    at (2i + 1) / n - 1: align_corners=False), takes the nearest input pixel, or 0 outside:
+    recomputed here in numpy from the angle read back from the affine matrix."""
+    import numpy as np
+
+    thetas = []
+    real = torch.nn.functional.affine_grid
+    monkeypatch.setattr(torch.nn.functional, "affine_grid", lambda theta, *a, **k: thetas.append(theta) or real(theta, *a, **k))
+    x = torch.randint(1, 256, (8, 1, 24, 20), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    out = random_rotation(x, 40, torch.Generator().manual_seed(3)).numpy()
+    h, w = x.shape[-2:]
+    yn, xn = np.meshgrid((2 * np.arange(h) + 1) / h - 1, (2 * np.arange(w) + 1) / w - 1, indexing="ij")
+    mismatched = 0
+    for k, theta in enumerate(thetas[0].double().numpy()):
+        sx = theta[0, 0] * xn + theta[0, 1] * yn
+        sy = theta[1, 0] * xn + theta[1, 1] * yn
+        ix, iy = np.rint(((sx + 1) * w - 1) / 2).astype(int), np.rint(((sy + 1) * h - 1) / 2).astype(int)
+        inside = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
+        expected = np.where(inside, x[k, 0].numpy()[iy.clip(0, h - 1), ix.clip(0, w - 1)], 0)
+        mismatched += int((expected != out[k, 0]).sum())
+    assert mismatched <= 2  # only a pixel centre that falls within rounding of a half-pixel boundary may differ
+
+
+def test_small_crops_and_rotations_are_applied_and_compose_defaults_are_4_px_and_15_degrees():
+    x = torch.randint(1, 256, (16, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(random_crop(x, 1, torch.Generator().manual_seed(0)), x)  # 1 px of padding still shifts
+    assert not torch.equal(random_rotation(x, 1, torch.Generator().manual_seed(0)), x)  # so does 1 degree
+    for names, explicit in ((["crop"], {"crop_padding": 4}), (["rotate"], {"rotation_degrees": 15.0})):
+        by_default = compose(names)(x, torch.Generator().manual_seed(1))
+        assert torch.equal(by_default, compose(names, **explicit)(x, torch.Generator().manual_seed(1)))
+        other = {k: v + 1 for k, v in explicit.items()}
+        assert not torch.equal(by_default, compose(names, **other)(x, torch.Generator().manual_seed(1)))
