@@ -95,3 +95,17 @@ def test_small_crops_and_rotations_are_applied_and_compose_defaults_are_4_px_and
         assert torch.equal(by_default, compose(names, **explicit)(x, torch.Generator().manual_seed(1)))
         other = {k: v + 1 for k, v in explicit.items()}
         assert not torch.equal(by_default, compose(names, **other)(x, torch.Generator().manual_seed(1)))
+
+
+def test_compose_applies_exactly_the_named_steps_in_its_fixed_order():
+    from mollify.augment.base import make_policy
+
+    x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
+    chain = {"flip": random_flip, "crop": lambda z, g: random_crop(z, 4, g), "rotate": lambda z, g: random_rotation(z, 15, g),
+             "trivaug": make_policy("trivaug")}
+    for names in (["flip"], ["crop"], ["rotate"], ["trivaug", "rotate", "crop", "flip"], ["mixup", "flip"], []):
+        expected, g = x, torch.Generator().manual_seed(6)
+        for name in ("flip", "crop", "rotate", "trivaug"):  # compose's order, whatever the order of names
+            if name in names:
+                expected = chain[name](expected, g)
+        assert torch.equal(compose(names)(x, torch.Generator().manual_seed(6)), expected), names
