@@ -252,3 +252,24 @@ def test_normalized_diffaug_standardises_the_step_of_the_uint8_images():
     abar = torch.from_numpy(_abar())[t]
     x01 = ((images.double() / 127.5 - 1 + ((1 - abar) / abar).sqrt() * z).clamp(-1, 1) + 1) / 2
     torch.testing.assert_close(out.double(), (x01 - 0.5) / 0.25, atol=1e-4, rtol=1e-4)
+
+
+def test_pipeline_saved_over_an_old_one_and_a_bare_unet_directory_load(tmp_path):
+    """save_pipeline replaces what is there (an old pipeline, a stale temporary folder) and writes
+    the DDPM scheduler beside the UNet; load_unet also reads a UNet saved on its own."""
+    import json
+
+    unet = make_unet("demo", 32)
+    directory = tmp_path / "diffusion"
+    save_pipeline(make_unet("demo", 32), directory)
+    (tmp_path / "diffusion.tmp").mkdir()
+    (tmp_path / "diffusion.tmp" / "stale.txt").write_text("from a killed save")
+    save_pipeline(unet, directory)  # over the old pipeline, past the stale temporary folder
+    assert not (directory / "stale.txt").exists() and not (tmp_path / "diffusion.tmp").exists()
+    scheduler = json.loads((directory / "scheduler" / "scheduler_config.json").read_text())
+    assert scheduler["num_train_timesteps"] == 1000 and scheduler["beta_schedule"] == "linear"
+    x, t = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)), torch.full((2,), 300)
+    for path in (directory, tmp_path / "bare"):
+        if path.name == "bare":
+            unet.save_pretrained(path)
+        torch.testing.assert_close(load_unet(path)(x, t).sample, unet(x, t).sample)
