@@ -170,8 +170,9 @@ def test_pipeline_directory_round_trip(trained, tmp_path):
     torch.testing.assert_close(loaded(x, t).sample, ema(x, t).sample)
 
 
-def test_diffusion_training_resumes_exactly(tmp_path, monkeypatch):
-    """A run killed after its first checkpoint resumes to the weights of an uninterrupted run."""
+def test_diffusion_training_resumes_exactly(tmp_path, monkeypatch, caplog):
+    """A run killed after its first checkpoint resumes (and says so) to the weights of an
+    uninterrupted run."""
     import mollify.diffusion as diffusion
 
     x = torch.from_numpy(generate(40, seed=1)[0])
@@ -192,7 +193,9 @@ def test_diffusion_training_resumes_exactly(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "ckpt.pt")
     monkeypatch.setattr(diffusion, "save_torch", saved)
+    caplog.set_level("INFO", logger="mollify")
     resumed, resumed_log = run(tmp_path / "ckpt.pt")
+    assert f"resumed from step 3 of {tmp_path / 'ckpt.pt'}" in caplog.messages
     assert resumed_log == whole_log
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
