@@ -218,3 +218,19 @@ def test_a_checkpoint_of_another_fingerprint_is_refused_with_a_message(tmp_path,
         _, lrs, seen = _tiny_run(checkpoint, {"train": "b", "data": "x"})
     assert f"ignoring checkpoint {checkpoint}: made with other train; starting from scratch" in caplog.text
     assert len(lrs) == 6 and seen == [1, 2, 3]  # every epoch trained again
+
+
+def test_training_progress_shows_epoch_steps_loss_accuracy_and_throughput():
+    import io
+
+    from rich.console import Console
+
+    from mollify.train import _progress
+
+    progress = _progress(True)
+    progress.add_task("train", total=10, completed=3, loss=1.23456, acc=0.5, ips=1234.4)
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(progress.make_tasks_table(progress.tasks))
+    line = console.export_text().strip()
+    assert line.startswith("train ━") and " 3/10 loss 1.235  acc 0.500  1234 img/s 0:00:00 -:--:--" in line, line
+    assert not progress.disable and _progress(False).disable
