@@ -8,8 +8,8 @@
 Each module runs as `nice -n 19 mutmut run --max-children <jobs> <its mutants>` (default one) with the [tool.mutmut]
 configuration of pyproject.toml: mutants are the core modules' functions, and each mutant runs only
 the tests (of the core modules' own test files) that call the mutated function. A module resumes
-where an interrupted run stopped (only its unchecked mutants run); `--retest-survivors` runs the
-surviving ones again (after adding tests: a killed mutant stays killed while its tests stay), and
+where an interrupted run stopped (only its unchecked mutants run); `--retest-survivors` runs only
+the surviving ones again (after adding tests: a killed mutant stays killed while its tests stay), and
 `--rerun` all of them (after a source change). Not part of `.ci/run`:
 the whole set takes hours on 2 cores. The score is killed / (killed + survived + timeout): a timeout
 (the CPU-time limit) is not counted as a kill, since on a loaded machine a slow survivor hits it too.
@@ -80,10 +80,10 @@ def print_table(modules: list[str]) -> None:
 
 
 def run_module(module: str, rerun: bool, retest_survivors: bool, jobs: int) -> None:
-    """mutmut on this module's mutants: the unchecked ones (and the survivors with `retest_survivors`),
-    or all of them with `rerun`."""
+    """mutmut on this module's mutants: the unchecked ones, or only the survivors with
+    `retest_survivors`, or all of them with `rerun`."""
     known = results(module)
-    again = {None} | (SURVIVED if retest_survivors else set())
+    again = SURVIVED if retest_survivors else {None}
     names = [f"{MODULES[module]}.*"] if rerun or not known else [n for n, code in known.items() if code in again]
     if not names:
         return
@@ -95,7 +95,7 @@ def run_module(module: str, rerun: bool, retest_survivors: bool, jobs: int) -> N
 def main(modules: list[str] = typer.Argument(None, help=f"modules to run (default: all): {', '.join(MODULES)}"),
          table: bool = typer.Option(False, help="only print the table of the results in mutants/"),
          rerun: bool = typer.Option(False, help="check every mutant of the modules again, not only the unchecked ones"),
-         retest_survivors: bool = typer.Option(False, help="check the surviving mutants again too (after adding tests)"),
+         retest_survivors: bool = typer.Option(False, help="check only the surviving mutants again (after adding tests)"),
          survivors: bool = typer.Option(False, help="only list the surviving mutants of the modules"),
          jobs: int = typer.Option(1, min=1, help="mutants checked at the same time (one core each)")) -> None:
     modules = modules or list(MODULES)
