@@ -166,6 +166,13 @@ def test_messages_in_full_name_the_key_the_fix_and_a_close_spelling():
     ])
 
 
+def test_unknown_name_without_a_close_one_gets_the_choices_only():
+    raw = _raw()
+    raw["train"]["model"] = "zzz"
+    assert _problems(raw) == ["train.model: unknown model 'zzz'. Choices: preact_resnet18, preact_resnet18_nfm, "
+                              "preact_resnet50, preact_wide_resnet18_nfm, resnet18, small_resnet, wrn28_10 (got 'zzz')"]
+
+
 def test_recipe_lookup_and_the_network_of_a_dataset():
     raw = _raw()
     raw["train"]["dataset_models"] = {"cifar100": "wrn28_10"}

@@ -122,13 +122,18 @@ def test_sweep_draws_each_level_from_its_own_stream_continued_over_batches():
         return torch.cat([b.mean(dim=(2, 3))[:, :2].softmax(1) for b in batches])
 
     metrics = lambda probs, target: {"n": len(target), "p": float(probs[0, 0])}  # noqa: E731
-    rows = perturbation_sweep(probs_of, [0, 1, 0, 1, 0], [0, 0.25, 0.5], perturb, metrics, 7, torch.device("cpu"))
+    rows = perturbation_sweep(probs_of, [0, 1, 0, 1, 0], [0, 0.25, 0.5, 16], perturb, metrics, 7, torch.device("cpu"))
     assert transforms[0] is None and all(t is not None for t in transforms[1:])
-    assert [row["level"] for row in rows] == [0, 0.25, 0.5] and all(row["n"] == 5 for row in rows)
-    for level in (0.25, 0.5):
+    assert [row["level"] for row in rows] == [0, 0.25, 0.5, 16] and all(row["n"] == 5 for row in rows)
+    for level in (0.25, 0.5, 16):
         g = seeded_generator(7, round(level * 1000))
         assert draws[level] == [float(torch.rand((), generator=g)) for _ in range(2)]  # continued over 2 batches
     assert 0 not in draws
+    draws.clear()
+    visible = lambda x, level, g: (perturb(x, level, g), torch.full((len(x),), 0.5))  # noqa: E731
+    rows = perturbation_sweep(probs_of, [0, 1, 0, 1, 0], [16], visible, metrics, 7, torch.device("cpu"), visible=True)
+    assert rows[0]["visible"] == 0.5
+    assert draws[16] == [float(torch.rand((), generator=g)) for g in [seeded_generator(7, 16000)] for _ in range(2)]
 
 
 def synthetic_images():
