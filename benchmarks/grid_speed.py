@@ -28,14 +28,14 @@ import typer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from mollify.grid import subprocess_env  # noqa: E402
 from tests.conftest import git_dvc_workspace, tiny_params  # noqa: E402
 
 
 def _timed(command: list[str], cwd: Path) -> tuple[float, str]:
     """Wall seconds of `command` and its stderr (the grid's phase times)."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=cwd, env=subprocess_env(), capture_output=True, text=True)
     if result.returncode:
         sys.exit(f"{' '.join(command)} failed in {cwd}:\n{result.stdout}\n{result.stderr}")
     return time.perf_counter() - start, result.stderr

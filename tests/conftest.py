@@ -12,6 +12,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from mollify import grid
 from mollify.cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,8 +107,7 @@ def call_stage(stage: str, *args: str, monkeypatch: pytest.MonkeyPatch) -> int:
 def dvc(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     """Run DVC in `cwd` with this environment's Python first on PATH (the stages' `python`) and
     the variables `env` added."""
-    env = {**os.environ, **(env or {}), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, env=env)
+    result = grid.dvc(*args, cwd=cwd, env=env, check=False)
     assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 

@@ -18,9 +18,6 @@ import yaml
 from mollify import paths
 from tests.conftest import ROOT, call_stage, tiny_params
 
-# one xdist worker for the whole module: its module-scoped fixture is built once
-pytestmark = pytest.mark.xdist_group("test_bad_files")
-
 CLEAN = Path("data/demo/clean")
 CORRUPTED = Path("data/demo/corrupted")
 TRAIN = ("train", "--dataset", "demo", "--method", "baseline")

@@ -8,7 +8,6 @@ params file is restored from git afterwards.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -18,10 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mollify.grid import subprocess_env
 from tests.conftest import ROOT, tiny_params
-
-# one xdist worker for the whole module: its module-scoped fixture is built once
-pytestmark = pytest.mark.xdist_group("test_bad_inputs")
 
 INVALID = "invalid parameters:\n  - "
 
@@ -37,8 +34,7 @@ def _params() -> dict:
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env)
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=subprocess_env())
 
 
 def _dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess:

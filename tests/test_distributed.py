@@ -17,9 +17,6 @@ from mollify.evaluate import predict_probs
 from mollify.experiment import load_model
 from tests.conftest import ROOT, tiny_params
 
-# one xdist worker for the whole module: its module-scoped fixture is built once
-pytestmark = pytest.mark.xdist_group("test_distributed")
-
 EPOCHS = 4
 
 

@@ -2,7 +2,6 @@
 `dvc repro` of the same params; the cluster path through submitit's local executor, with a job
 killed mid-training and the grid relaunched."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -27,7 +26,7 @@ def test_two_local_workers_give_the_metrics_of_a_sequential_repro(tmp_path):
     params = tiny_params()
     methods = params["methods"] + params["diffaug_methods"]
     parallel, sequential = (git_dvc_workspace(tmp_path / name, params) for name in ("grid", "sequential"))
-    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
+    env = grid.subprocess_env()
     result = subprocess.run([sys.executable, "stages/grid.py", "local", "--jobs", "2"], cwd=parallel, env=env,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -89,7 +88,7 @@ def _slurm_up() -> bool:
 @pytest.mark.skipif(not _slurm_up(), reason="no SLURM cluster answers (sh tests/slurm/single_node.sh stands one up)")
 def test_grid_on_a_real_single_node_slurm(tmp_path):
     ws = git_dvc_workspace(tmp_path / "ws", tiny_params(**{"methods": ["baseline"], "diffaug_methods": []}))
-    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
+    env = grid.subprocess_env()
     result = subprocess.run([sys.executable, "stages/grid.py", "slurm", "--folder", str(tmp_path / "jobs"),
                              "--scratch", str(tmp_path / "scratch"), "--gpus-per-job", "0", "--cpus-per-job", "1",
                              "--hours", "1"], cwd=ws, env=env, capture_output=True, text=True)

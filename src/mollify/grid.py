@@ -71,10 +71,16 @@ def checkpoint_root(repo: Path) -> Path:
     return repo.resolve() / "checkpoints"
 
 
+def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment with `extra` added and this Python's folder first on PATH, so
+    that `dvc` and the `python` of a stage's command are this environment's."""
+    return {**os.environ, **(extra or {}), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
 def dvc(*args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """`dvc <args>` with this Python's environment first on PATH (the stages' `python`)."""
-    env = {**os.environ, **(env or {}), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, env=env)
+    """`dvc <args>` in `subprocess_env(env)`."""
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True,
+                            env=subprocess_env(env))
     if check and result.returncode != 0:
         raise MollifyError(f"`dvc {' '.join(args)}` failed in {cwd}:\n{result.stdout}{result.stderr}")
     return result

@@ -17,9 +17,6 @@ from mollify.evaluate import member_streams, predict_probs, predict_probs_ensemb
 from mollify.losses import soft_cross_entropy
 from mollify.models import create_model
 
-# one xdist worker for the whole module: its module-scoped fixture is built once
-pytestmark = pytest.mark.xdist_group("test_diffaug")
-
 
 def test_tweedie_estimate_equals_diffusers_pred_original_sample_per_sample_t():
     scheduler = make_scheduler()

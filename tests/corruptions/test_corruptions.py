@@ -16,9 +16,6 @@ from mollify.corruptions.ops import _bilinear, _jpeg_files, disk_kernel, gaussia
 from mollify.corruptions.weather import frost_layers
 from mollify.data.synthetic import generate, generate_at
 
-# one xdist worker for the whole module: its module-scoped fixture is built once
-pytestmark = pytest.mark.xdist_group("test_corruptions")
-
 
 @pytest.fixture(scope="module")
 def images() -> torch.Tensor:

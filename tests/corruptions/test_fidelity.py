@@ -16,9 +16,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
 import reference_fidelity as rf  # noqa: E402
 
-# one xdist worker for the whole module: its module-scoped fixture is built once
-pytestmark = pytest.mark.xdist_group("test_fidelity")
-
 REFERENCE = json.loads((Path(__file__).parent / "reference_stats.json").read_text())["stats"]
 
 # Bit-identical to the reference's uint8 output: the same float64 / fixed-point arithmetic.
