@@ -1,6 +1,8 @@
 """Learning-rate schedules, determinism, and resume from a checkpoint (only the remaining epochs, refused on another fingerprint)."""
 
 import math
+import re
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -72,10 +74,12 @@ def test_a_last_batch_of_one_image_is_refused_with_a_message():
     settings = TrainSettings(epochs=1, batch_size=4, lr=0.1, momentum=0, nesterov=False, weight_decay=0, warmup_epochs=0,
                              seed=0, drop_last=False)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
-    with pytest.raises(MollifyError, match="leaves a last batch of one image"):
+    with pytest.raises(MollifyError) as refused:
         train(model, torch.zeros(9, 3, 4, 4, dtype=torch.uint8), torch.zeros(9, dtype=torch.long), lambda x, g: x,
               Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")), BatchRecipe(10), soft_cross_entropy, settings,
               show_progress=False)
+    assert str(refused.value) == ("train.drop_last=false with 9 images in batches of 4 leaves a last batch of one image, "
+                                  "on which BatchNorm cannot train; set train.drop_last=true or another train.batch_size")
 
 
 def _weights(method="baseline"):
@@ -204,7 +208,7 @@ def test_resumed_run_performs_only_the_remaining_epochs_from_the_saved_state(tmp
     assert len(first_lrs) == 4 and torch.load(checkpoint, weights_only=True)["epoch"] == 1
     with caplog.at_level("INFO", logger="mollify.train"):
         resumed, lrs, seen = _tiny_run(checkpoint, {"train": "a"})
-    assert f"resumed from epoch 1 of {checkpoint}" in caplog.text
+    assert f"resumed from epoch 1 of {checkpoint}" in caplog.messages
     assert lrs == all_lrs[2:]  # epochs 2 and 3 only, on the schedule of the whole run
     assert seen == [1, 2, 3]  # the saved epoch's log entry first, then the two it trained
     for key, value in uninterrupted.items():
@@ -234,3 +238,119 @@ def test_training_progress_shows_epoch_steps_loss_accuracy_and_throughput():
     line = console.export_text().strip()
     assert line.startswith("train ━") and " 3/10 loss 1.235  acc 0.500  1234 img/s 0:00:00 -:--:--" in line, line
     assert not progress.disable and _progress(False).disable
+
+
+def _fit(settings: TrainSettings, recipe: BatchRecipe | None = None, **kwargs):
+    """`train` of a linear model on 10 random 4x4 images (labels 0..9) with `settings`; returns the model."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
+    images = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    train(model, images, torch.arange(10), lambda x, g: x, Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")),
+          recipe or BatchRecipe(10), soft_cross_entropy, settings, **kwargs)
+    return model
+
+
+_SETTINGS = TrainSettings(epochs=2, batch_size=4, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                          warmup_epochs=0, seed=0)
+
+
+@pytest.mark.parametrize(("nesterov", "momentum", "expected"), [(True, 0.9, True), (False, 0.9, False), (True, 0.0, False)])
+def test_the_optimiser_is_sgd_with_the_settings_momentum_weight_decay_and_nesterov_only_with_momentum(
+        tmp_path, nesterov, momentum, expected):
+    settings = TrainSettings(**{**asdict(_SETTINGS), "nesterov": nesterov, "momentum": momentum, "epochs": 1})
+    _fit(settings, checkpoint=tmp_path / "run.pt", fingerprint={"train": "a"}, show_progress=False)
+    group = torch.load(tmp_path / "run.pt", weights_only=True)["optimizer"]["param_groups"][0]
+    assert (group["momentum"], group["nesterov"], group["weight_decay"], group["dampening"]) == (momentum, expected, 5e-4, 0)
+
+
+@pytest.fixture
+def console(monkeypatch):
+    """rich's global console, recorded: what a progress bar of `train` leaves on a terminal-less output."""
+    import io
+
+    import rich
+    from rich.console import Console
+
+    recorded = Console(file=io.StringIO(), width=200, record=True)
+    monkeypatch.setattr(rich, "_console", recorded)
+    return recorded
+
+
+def test_the_progress_bar_ends_at_the_last_epoch_with_every_step_and_nothing_is_logged(console, caplog):
+    with caplog.at_level("INFO", logger="mollify.train"):
+        _fit(_SETTINGS)
+    line = console.export_text()
+    assert line.startswith("epoch 2/2 ━") and " 4/4 loss " in line, line  # 2 epochs of 2 steps
+    assert not caplog.messages  # the bar replaces the per-epoch lines
+
+
+def test_without_progress_each_epoch_is_a_log_line_and_nothing_is_drawn(console, caplog):
+    with caplog.at_level("INFO", logger="mollify.train"):
+        _fit(_SETTINGS, show_progress=False)
+    assert console.export_text() == ""
+    assert [m.split(":")[0] for m in caplog.messages] == ["epoch 1/2", "epoch 2/2"]
+    assert re.fullmatch(r"epoch 2/2: loss \d\.\d{4}, acc 0\.\d{4}, lr 0\.\d+, \d+ images/s", caplog.messages[1])
+
+
+def test_a_run_resumed_at_its_end_trains_nothing_and_shows_a_full_bar(tmp_path, console):
+    _fit(_SETTINGS, checkpoint=tmp_path / "run.pt", fingerprint={"train": "a"}, show_progress=False)
+    seen = []
+    _fit(_SETTINGS, checkpoint=tmp_path / "run.pt", fingerprint={"train": "a"}, on_epoch=seen.append)
+    assert [entry["epoch"] for entry in seen] == [1, 2]  # the saved log, reported again
+    drawn = console.export_text()
+    assert drawn.startswith("train ━") and " 4/4 loss nan" in drawn, drawn
+
+
+def test_another_rank_than_the_first_neither_reports_nor_saves_nor_draws(tmp_path, console, caplog, monkeypatch):
+    from mollify import distributed
+
+    monkeypatch.setattr(distributed, "is_main", lambda: False)
+    seen = []
+    with caplog.at_level("INFO", logger="mollify.train"):
+        _fit(_SETTINGS, checkpoint=tmp_path / "run.pt", fingerprint={"train": "a"}, on_epoch=seen.append)
+        _fit(_SETTINGS, checkpoint=tmp_path / "run.pt", fingerprint={"train": "a"}, on_epoch=seen.append,
+             show_progress=False)
+    assert seen == [] and not (tmp_path / "run.pt").exists() and console.export_text() == "" and not caplog.messages
+
+
+def test_under_torchrun_on_cpu_training_joins_gloo_and_needs_a_batch_that_splits_over_the_processes(monkeypatch):
+    from mollify import distributed
+
+    joined = []
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", joined.append)
+    with pytest.raises(MollifyError) as refused:
+        _fit(TrainSettings(**{**asdict(_SETTINGS), "batch_size": 5}), show_progress=False)
+    assert joined == ["gloo"]
+    assert str(refused.value) == ("train.batch_size 5 does not split evenly over 2 processes; "
+                                  "set a multiple of 2 (it is the global batch, as on one device)")
+
+
+@pytest.mark.parametrize("diffaug", [False, True])
+def test_the_divergence_bound_is_that_of_the_output_classes_doubled_for_diffaugs_two_term_loss(monkeypatch, diffaug):
+    from mollify import train as training
+    from mollify.augment import Mollification
+    from mollify.divergence import classifier_loss_bound
+
+    bounds = []
+
+    class Recorded(training.DivergenceGuard):
+        def __init__(self, bound, device):
+            bounds.append(bound)
+            raise _Stop
+
+    monkeypatch.setattr(training, "DivergenceGuard", Recorded)
+    recipe = BatchRecipe(10, mollification=Mollification(10, label_mode="la"))  # 11 outputs: the extra noise class
+    recipe.diffaug = object() if diffaug else None  # only its presence matters before training starts
+    with pytest.raises(_Stop):
+        _fit(_SETTINGS, recipe, show_progress=False)
+    assert bounds == [pytest.approx(classifier_loss_bound(11, 2 if diffaug else 1))]
+
+
+def test_a_diverging_run_stops_with_the_hint_to_lower_the_learning_rate():
+    from mollify.divergence import Diverged
+
+    with pytest.raises(Diverged) as stopped:
+        _fit(TrainSettings(**{**asdict(_SETTINGS), "lr": 1e12}), show_progress=False)
+    assert str(stopped.value).endswith("; nothing was saved. Lower the learning rate.")
