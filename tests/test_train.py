@@ -298,7 +298,7 @@ def test_a_run_resumed_at_its_end_trains_nothing_and_shows_a_full_bar(tmp_path, 
     _fit(_SETTINGS, checkpoint=tmp_path / "run.pt", fingerprint={"train": "a"}, on_epoch=seen.append)
     assert [entry["epoch"] for entry in seen] == [1, 2]  # the saved log, reported again
     drawn = console.export_text()
-    assert drawn.startswith("train ━") and " 4/4 loss nan" in drawn, drawn
+    assert drawn.startswith("train ━") and " 4/4 loss nan  acc nan  0 img/s " in drawn, drawn  # as it was saved
 
 
 def test_another_rank_than_the_first_neither_reports_nor_saves_nor_draws(tmp_path, console, caplog, monkeypatch):
@@ -354,3 +354,41 @@ def test_a_diverging_run_stops_with_the_hint_to_lower_the_learning_rate():
     with pytest.raises(Diverged) as stopped:
         _fit(TrainSettings(**{**asdict(_SETTINGS), "lr": 1e12}), show_progress=False)
     assert str(stopped.value).endswith("; nothing was saved. Lower the learning rate.")
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_each_rank_trains_on_its_half_of_the_epochs_order_with_per_sample_draws_of_its_own(monkeypatch, rank):
+    """The batch order of epoch e is randperm(n) from the generator seeded stream_seed(seed, e), the same on
+    every rank; rank r takes the r-th half of each batch, and its per-sample draws (the generator handed to
+    the augmentation, torch's global one) are seeded stream_seed(that seed, r) on a rank other than 0."""
+    from mollify import distributed
+    from mollify.device import stream_seed
+
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(distributed, "rank", lambda: rank)
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed, "wrap", distributed.Step)  # the DDP-free step of one process
+    monkeypatch.setattr(distributed, "mean", lambda value: value)
+    seen, starts = [], []
+
+    def augment(x, g):
+        seen.append((x[:, 0, 0, 0].tolist(), g.initial_seed(), torch.initial_seed()))
+        return x
+
+    class Recipe(BatchRecipe):
+        def start_epoch(self, epoch, epochs):
+            starts.append((epoch, epochs))
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 3, 4, 4).contiguous()  # image i is all i
+    train(model, images, torch.arange(10), augment, Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")),
+          Recipe(10), soft_cross_entropy, _SETTINGS, show_progress=False)
+    expected = []
+    for epoch in range(2):
+        seed = stream_seed(0, epoch)
+        order = torch.randperm(10, generator=torch.Generator().manual_seed(seed))
+        draws = stream_seed(seed, rank) if rank else seed
+        expected += [(order[4 * i : 4 * i + 4].tensor_split(2)[rank].tolist(), draws, draws) for i in range(2)]
+    assert seen == expected
+    assert starts == [(0, 2), (1, 2)]
