@@ -71,6 +71,19 @@ def tiny_params(**overrides: object) -> dict:
 
 
 @pytest.fixture
+def console(monkeypatch: pytest.MonkeyPatch):
+    """rich's global console, recorded: what a progress bar leaves on a terminal-less output (`export_text`)."""
+    import io
+
+    import rich
+    from rich.console import Console
+
+    recorded = Console(file=io.StringIO(), width=200, record=True)
+    monkeypatch.setattr(rich, "_console", recorded)
+    return recorded
+
+
+@pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A scratch copy of the pipeline (stages, library, conf, dvc.yaml) to run stages in."""
     for name in ("stages", "src", "conf"):

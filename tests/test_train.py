@@ -263,19 +263,6 @@ def test_the_optimiser_is_sgd_with_the_settings_momentum_weight_decay_and_nester
     assert (group["momentum"], group["nesterov"], group["weight_decay"], group["dampening"]) == (momentum, expected, 5e-4, 0)
 
 
-@pytest.fixture
-def console(monkeypatch):
-    """rich's global console, recorded: what a progress bar of `train` leaves on a terminal-less output."""
-    import io
-
-    import rich
-    from rich.console import Console
-
-    recorded = Console(file=io.StringIO(), width=200, record=True)
-    monkeypatch.setattr(rich, "_console", recorded)
-    return recorded
-
-
 def test_the_progress_bar_ends_at_the_last_epoch_with_every_step_and_nothing_is_logged(console, caplog):
     with caplog.at_level("INFO", logger="mollify.train"):
         _fit(_SETTINGS)

@@ -275,7 +275,7 @@ def test_pipeline_saved_over_an_old_one_and_a_bare_unet_directory_load(tmp_path)
         torch.testing.assert_close(load_unet(path)(x, t).sample, unet(x, t).sample)
 
 
-def test_unet_shapes_model_range_and_the_messages_of_bad_models(tmp_path):
+def test_unet_shapes_model_range_and_the_message_of_an_unknown_unet():
     from mollify.diffusion import to_model_range
     from mollify.errors import MollifyError
 
@@ -285,7 +285,3 @@ def test_unet_shapes_model_range_and_the_messages_of_bad_models(tmp_path):
         make_unet("ddpm", 32)
     assert str(e.value) == "unknown UNet 'ddpm'; choices: demo, ddpm_cifar10"
     assert to_model_range(torch.tensor([0, 51, 255], dtype=torch.uint8)).tolist() == pytest.approx([-1, 51 / 127.5 - 1, 1])
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(MollifyError) as e:
-        load_unet(tmp_path / "empty")
-    assert str(e.value).startswith(f"{tmp_path / 'empty'} is not a diffusers model directory (no config.json or unet/config.json); re-run")
