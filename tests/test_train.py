@@ -160,6 +160,11 @@ def test_step_schedule_decays_at_each_milestone_step(warmup, expected):
         assert learning_rate(step, 100, warmup, 0.1, "step", (30, 60), 0.2) == pytest.approx(lr, rel=1e-12), step
 
 
+def test_step_schedule_decays_tenfold_at_a_milestone_by_default():
+    assert learning_rate(29, 100, 0, 0.1, "step", (30,)) == 0.1
+    assert learning_rate(30, 100, 0, 0.1, "step", (30,)) == pytest.approx(0.01, rel=1e-12)
+
+
 class _Stop(Exception):
     pass
 
@@ -259,7 +264,9 @@ def test_the_optimiser_is_sgd_with_the_settings_momentum_weight_decay_and_nester
         tmp_path, nesterov, momentum, expected):
     settings = TrainSettings(**{**asdict(_SETTINGS), "nesterov": nesterov, "momentum": momentum, "epochs": 1})
     _fit(settings, checkpoint=tmp_path / "run.pt", fingerprint={"train": "a"}, show_progress=False)
-    group = torch.load(tmp_path / "run.pt", weights_only=True)["optimizer"]["param_groups"][0]
+    state = torch.load(tmp_path / "run.pt", weights_only=True)
+    assert state["settings"] == asdict(settings)  # what made the checkpoint, for whoever inspects it
+    group = state["optimizer"]["param_groups"][0]
     assert (group["momentum"], group["nesterov"], group["weight_decay"], group["dampening"]) == (momentum, expected, 5e-4, 0)
 
 
@@ -356,7 +363,7 @@ def test_each_rank_trains_on_its_half_of_the_epochs_order_with_per_sample_draws_
     monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
     monkeypatch.setattr(distributed, "wrap", distributed.Step)  # the DDP-free step of one process
     monkeypatch.setattr(distributed, "mean", lambda value: value)
-    seen, starts = [], []
+    seen, starts, forwards = [], [], []
 
     def augment(x, g):
         seen.append((x[:, 0, 0, 0].tolist(), g.initial_seed(), torch.initial_seed()))
@@ -365,6 +372,10 @@ def test_each_rank_trains_on_its_half_of_the_epochs_order_with_per_sample_draws_
     class Recipe(BatchRecipe):
         def start_epoch(self, epoch, epochs):
             starts.append((epoch, epochs))
+
+        def forward(self, model, x, y, g):  # mollification, NFM: the same per-sample stream as the augmentation
+            forwards.append(g.initial_seed())
+            return super().forward(model, x, y, g)
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
@@ -378,4 +389,74 @@ def test_each_rank_trains_on_its_half_of_the_epochs_order_with_per_sample_draws_
         draws = stream_seed(seed, rank) if rank else seed
         expected += [(order[4 * i : 4 * i + 4].tensor_split(2)[rank].tolist(), draws, draws) for i in range(2)]
     assert seen == expected
+    assert forwards == [draws for _, draws, _ in expected]
     assert starts == [(0, 2), (1, 2)]
+
+
+def test_the_epoch_log_and_the_bar_hold_the_mean_loss_the_accuracy_and_the_throughput(console, monkeypatch):
+    """At lr 0 the model stays as initialised, so each epoch's loss and accuracy are computed here from its batch
+    order alone; a fake clock ticking 1 s a reading makes the throughput known (3 readings an epoch: its start,
+    the bar's update after its last step, its end)."""
+    import types
+
+    import torch.nn.functional as F
+
+    from mollify import train as training
+    from mollify.device import stream_seed
+
+    ticks = iter(range(100))
+    monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    settings = TrainSettings(**{**asdict(_SETTINGS), "lr": 0.0, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0})
+    seen = []
+    model = _fit(settings, on_epoch=seen.append)
+    images = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        logits = model((images.float() / 255 - 0.5) / 0.25)
+    for epoch, entry in enumerate(seen):
+        order = torch.randperm(10, generator=torch.Generator().manual_seed(stream_seed(0, epoch)))
+        batches = [order[:4], order[4:8]]  # 2 steps of 4, the last 2 images dropped
+        losses = [float(F.cross_entropy(logits[b], b)) for b in batches]  # label i for image i
+        correct = sum(int((logits[b].argmax(1) == b).sum()) for b in batches)
+        assert entry["epoch"] == epoch + 1 and entry["lr"] == 0.0
+        assert entry["train_loss"] == pytest.approx(sum(losses) / 2, rel=1e-6)
+        assert entry["train_acc"] == correct / 8
+        assert entry["images_per_s"] == 8 / 2  # 8 images between the readings at its start and end, 2 s apart
+    drawn = console.export_text()
+    # the bar after the last step: the epoch's mean loss and accuracy so far, 8 images in the 1 s since its start
+    assert f" 4/4 loss {seen[-1]['train_loss']:.3f}  acc {seen[-1]['train_acc']:.3f}  8 img/s " in drawn, drawn
+
+
+@pytest.mark.parametrize(("bad_step", "steps_done"), [(25, 40), (46, 50)])
+def test_a_diverging_step_stops_the_run_at_the_next_check_every_20_steps_or_at_the_epochs_end(bad_step, steps_done):
+    """50 steps an epoch (batch 1); a loss that is not finite at step `bad_step` is seen at the next host sync:
+    after each 20th step and after the epoch's last."""
+    from mollify.divergence import Diverged
+
+    calls = []
+
+    def loss_fn(logits, targets):
+        calls.append(1)
+        loss = soft_cross_entropy(logits, targets)
+        return loss * math.nan if len(calls) == bad_step else loss
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
+    settings = TrainSettings(**{**asdict(_SETTINGS), "batch_size": 1, "epochs": 1})
+    with pytest.raises(Diverged, match=rf"^training diverged at step {bad_step}: loss nan is not finite"):
+        train(model, torch.zeros(50, 3, 4, 4, dtype=torch.uint8), torch.arange(50) % 10, lambda x, g: x,
+              Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")), BatchRecipe(10), loss_fn, settings,
+              show_progress=False)
+    assert len(calls) == steps_done
+
+
+@pytest.mark.parametrize(("precision", "dtype"), [("bf16", torch.bfloat16), ("auto", torch.float32), ("fp32", torch.float32)])
+def test_the_forward_pass_runs_under_bf16_autocast_when_asked_even_on_cpu(precision, dtype):
+    dtypes = []
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
+    model.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+    settings = TrainSettings(**{**asdict(_SETTINGS), "epochs": 1, "precision": precision})
+    train(model, torch.zeros(8, 3, 4, 4, dtype=torch.uint8), torch.arange(8), lambda x, g: x,
+          Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")), BatchRecipe(10), soft_cross_entropy, settings,
+          show_progress=False)
+    assert dtypes == [dtype, dtype]  # 2 steps, as asked ("auto": bf16 on CUDA alone)
