@@ -18,7 +18,7 @@ from mollify.losses import soft_cross_entropy
 from mollify.config import parse_params
 from mollify.data import prepare_dataset
 from mollify.experiment import train_method
-from tests.conftest import tiny_params
+from tests.conftest import DefaultDeviceWatch, tiny_params
 
 
 def test_learning_rate_warmup_then_cosine():
@@ -460,3 +460,9 @@ def test_the_forward_pass_runs_under_bf16_autocast_when_asked_even_on_cpu(precis
           Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")), BatchRecipe(10), soft_cross_entropy, settings,
           show_progress=False)
     assert dtypes == [dtype, dtype]  # 2 steps, as asked ("auto": bf16 on CUDA alone)
+
+
+def test_every_tensor_the_training_loop_makes_is_placed_on_the_datas_device():
+    with DefaultDeviceWatch() as watch:
+        _fit(_SETTINGS, show_progress=False)
+    assert watch.unplaced == []

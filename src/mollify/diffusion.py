@@ -61,8 +61,9 @@ def make_scheduler() -> DDPMScheduler:
 
 
 def linear_alphas_cumprod() -> torch.Tensor:
-    """abar_t = prod_{s <= t} (1 - beta_s) for the linear schedule (as DDPMScheduler computes it)."""
-    betas = torch.linspace(BETA_START, BETA_END, NUM_TIMESTEPS, dtype=torch.float32)
+    """abar_t = prod_{s <= t} (1 - beta_s) for the linear schedule, on the CPU in float32 as DDPMScheduler
+    computes it (bit-equal; callers move it to their device)."""
+    betas = torch.linspace(BETA_START, BETA_END, NUM_TIMESTEPS, dtype=torch.float32, device="cpu")
     return torch.cumprod(1.0 - betas, dim=0)
 
 

@@ -11,6 +11,7 @@ import mollify.diffusion as diffusion
 from mollify.diffusion import DiffusionSettings, load_unet, make_scheduler, make_unet, to_model_range, train_diffusion
 from mollify.divergence import Diverged
 from mollify.errors import MollifyError
+from tests.conftest import DefaultDeviceWatch
 
 SETTINGS = DiffusionSettings(steps=2, batch_size=64, lr=1e-3, ema_decay=0.99, seed=0, eval_every=1, eval_timesteps=(300,))
 IMAGES = torch.randint(0, 256, (68, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
@@ -104,6 +105,12 @@ def test_the_progress_bar_shows_steps_loss_and_throughput_and_without_it_each_ev
     assert console.export_text() == ""
     assert [m.split(":")[0] for m in caplog.messages] == [f"resumed from step 2 of {tmp_path / 'run.pt'}",
                                                           "diffusion step 1/2", "diffusion step 2/2"]
+
+
+def test_every_tensor_the_diffusion_training_makes_is_placed_on_the_datas_device():
+    with DefaultDeviceWatch() as watch:
+        _train(show_progress=False)
+    assert watch.unplaced == []
 
 
 def test_a_diverging_diffusion_run_stops_with_the_hint_to_lower_the_learning_rate():
