@@ -2,7 +2,7 @@
 draws (flips, t, the step count), resume and refusal, the optimiser, progress and log, the model-loading
 messages (Ho et al. 2020; diffusers' DDPMScheduler / UNet2DModel)."""
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -76,8 +76,41 @@ def test_the_ema_starts_with_a_fast_warm_up_and_is_frozen_and_adam_has_the_setti
     for name, value in ema.named_parameters():
         torch.testing.assert_close(value, 0.1 * initial[name] + 0.9 * unet.state_dict()[name], rtol=1e-5, atol=1e-6)
         assert not value.requires_grad
-    group = torch.load(tmp_path / "run.pt", weights_only=True)["optimizer"]["param_groups"][0]
+    state = torch.load(tmp_path / "run.pt", weights_only=True)
+    assert state["settings"] == asdict(replace(SETTINGS, steps=1))  # what made the checkpoint
+    group = state["optimizer"]["param_groups"][0]
     assert (group["lr"], group["betas"]) == (1e-3, (0.9, 0.999))
+
+
+def test_the_ema_decay_warms_up_as_one_plus_n_over_ten_plus_n(monkeypatch):
+    decays = []
+    update = diffusion._ema_update
+    monkeypatch.setattr(diffusion, "_ema_update", lambda ema, model, decay: (decays.append(decay), update(ema, model, decay)))
+    _train(replace(SETTINGS, steps=3, ema_decay=0.2), show_progress=False)
+    assert decays == pytest.approx([0.1, 2 / 11, 0.2])  # min(0.2, (1 + n) / (10 + n)) at steps n = 0, 1, 2
+
+
+def test_the_log_holds_the_mean_loss_since_the_last_evaluation_and_the_bar_the_throughput(console, monkeypatch):
+    """Steps of 64 images, evaluated every 2 steps; a fake clock ticking 2 s a reading (the start, then
+    two readings at each evaluation: the throughput, the restart) makes the throughput 2 x 64 / 2 s."""
+    import types
+
+    ticks = iter(range(0, 100, 2))
+    monkeypatch.setattr(diffusion, "time", types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    losses = []
+    mse_loss = diffusion.F.mse_loss
+
+    def recording_mse_loss(input, target, reduction="mean"):
+        value = mse_loss(input, target, reduction=reduction)
+        if reduction == "mean":  # the training loss (the evaluation sums)
+            losses.append(float(value.detach()))
+        return value
+
+    monkeypatch.setattr(diffusion, "F", types.SimpleNamespace(mse_loss=recording_mse_loss))
+    _, _, _, log, _ = _train(replace(SETTINGS, steps=4, eval_every=2))
+    assert [row["step"] for row in log] == [2, 4] and len(losses) == 4
+    assert [row["train_loss"] for row in log] == pytest.approx([sum(losses[:2]) / 2, sum(losses[2:]) / 2], rel=1e-6)
+    assert f" 4/4 loss {log[-1]['train_loss']:.4f}  64 img/s " in console.export_text()
 
 
 def test_a_resumed_run_performs_only_its_remaining_steps_and_another_fingerprint_starts_over(tmp_path, caplog):
