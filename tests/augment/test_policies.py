@@ -261,3 +261,9 @@ def test_augmix_chain_depth_is_uniform_on_1_to_3():
     for ops, _ in AugMix().chain(4_000, H, W, torch.Generator().manual_seed(4), torch.device("cpu")):
         depth += np.array([op is not None for op in ops])
     assert stats.chisquare(np.bincount(depth, minlength=4)[1:], [4_000 / 3] * 3).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_augmix_with_a_fixed_chain_depth_applies_exactly_that_many_ops_to_every_chain(depth):
+    rounds = AugMix(chain_depth=depth).chain(500, H, W, torch.Generator().manual_seed(4), torch.device("cpu"))
+    assert len(rounds) == depth and all(op is not None for ops, _ in rounds for op in ops)

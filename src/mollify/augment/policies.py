@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Callable, Optional
 
 import torch
@@ -68,11 +68,10 @@ def _matrix(op: str, magnitude: float, h: int, w: int) -> list[float]:
     return _get_inverse_affine_matrix([0.0, 0.0], -(magnitude % 360), [0.0, 0.0], 1.0, [0.0, 0.0])
 
 
-def _geometric(op: str) -> Callable[[torch.Tensor, list[float], str], torch.Tensor]:
-    def apply(x: torch.Tensor, magnitudes: list[float], mode: str) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        return _grid_sample(x, [_matrix(op, m, h, w) for m in magnitudes], mode)
-    return apply
+def _geometric(op: str, x: torch.Tensor, magnitudes: list[float], mode: str) -> torch.Tensor:
+    """The affine op `op` (shear, translate, rotate) with a magnitude per sample."""
+    h, w = x.shape[-2:]
+    return _grid_sample(x, [_matrix(op, m, h, w) for m in magnitudes], mode)
 
 
 def _per_sample(values: list[float], x: torch.Tensor) -> torch.Tensor:
@@ -133,7 +132,7 @@ def _solarize(x: torch.Tensor, magnitudes: list[float], mode: str) -> torch.Tens
 
 
 OPS: dict[str, Callable[[torch.Tensor, list[float], str], torch.Tensor]] = {
-    **{op: _geometric(op) for op in ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")},
+    **{op: partial(_geometric, op) for op in ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")},
     "Brightness": _brightness, "Color": _color, "Contrast": _contrast, "Sharpness": _sharpness,
     "Posterize": _posterize, "Solarize": _solarize,
     "AutoContrast": lambda x, m, mode: TF.autocontrast(x),  # torchvision's kernels are per image already
