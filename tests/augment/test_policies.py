@@ -267,3 +267,8 @@ def test_augmix_chain_depth_is_uniform_on_1_to_3():
 def test_augmix_with_a_fixed_chain_depth_applies_exactly_that_many_ops_to_every_chain(depth):
     rounds = AugMix(chain_depth=depth).chain(500, H, W, torch.Generator().manual_seed(4), torch.device("cpu"))
     assert len(rounds) == depth and all(op is not None for ops, _ in rounds for op in ops)
+
+
+def test_augmix_chain_depth_0_draws_the_depth_as_torchvision_does():
+    rounds = AugMix(chain_depth=0).chain(500, H, W, torch.Generator().manual_seed(4), torch.device("cpu"))
+    assert len(rounds) == 3 and {sum(op is not None for op in ops) for ops, _ in rounds} != {500}

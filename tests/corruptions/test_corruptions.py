@@ -290,3 +290,19 @@ def test_each_batch_has_its_own_stream_and_batches_are_cut_in_order():
     assert not torch.equal(corrupt(x, "gaussian_noise", 1, seed=1, batch_size=4), whole)
     # truncation to uint8: values are floor(255 clip(x + noise)), their mean close to 128 + (0.5 - 0.5)
     assert float(whole.double().mean()) == pytest.approx(127.5, abs=0.6)
+
+
+def test_each_batch_draws_from_the_stream_of_its_seed_corruption_severity_and_index():
+    """Batch k of `corrupt(x, name, s, seed)` is the corruption function's output with a generator seeded
+    crc32("seed/name/s/k"), truncated to uint8; by default seed 0 and batches of 1000."""
+    import zlib
+
+    from mollify.corruptions import ops
+    from mollify.corruptions.tables import severity_param
+
+    x = torch.randint(0, 256, (1001, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    out = corrupt(x, "gaussian_noise", 3)
+    for k, rows in enumerate((slice(0, 1000), slice(1000, 1001))):
+        g = torch.Generator().manual_seed(zlib.crc32(f"0/gaussian_noise/3/{k}".encode()))
+        expected = (ops.gaussian_noise(x[rows].double() / 255, severity_param("gaussian_noise", 32, 3), g) * 255).to(torch.uint8)
+        assert torch.equal(out[rows], expected), k
