@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
 
 from mollify.grid import subprocess_env
 from tests.conftest import ROOT, tiny_params
@@ -47,8 +48,24 @@ def _git(*args: str, cwd: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def workspace(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """The reproduced workspace. Under pytest-xdist the first worker that needs it builds it once for the
+    session (under a file lock, in the workers' common temporary folder) and every worker tests a copy."""
     ws = tmp_path_factory.mktemp("ws")
+    if worker_id == "master":  # no xdist: build it in place
+        return _reproduce(ws)
+    shared = tmp_path_factory.getbasetemp().parent / "bad_inputs_workspace"
+    with FileLock(f"{shared}.lock"):
+        if not shared.with_suffix(".built").exists():
+            _reproduce(shared)
+            shared.with_suffix(".built").touch()
+    shutil.copytree(shared, ws, symlinks=True, dirs_exist_ok=True)
+    return ws
+
+
+def _reproduce(ws: Path) -> Path:
+    """A git + DVC workspace of the tiny one-method pipeline in `ws`, reproduced and committed."""
+    ws.mkdir(exist_ok=True)
     for name in ("stages", "src", "conf", "hydra_plugins"):
         shutil.copytree(ROOT / name, ws / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", "uv.lock"):
