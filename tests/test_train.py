@@ -245,13 +245,21 @@ def test_training_progress_shows_epoch_steps_loss_accuracy_and_throughput():
     assert not progress.disable and _progress(False).disable
 
 
-def _fit(settings: TrainSettings, recipe: BatchRecipe | None = None, **kwargs):
-    """`train` of a linear model on 10 random 4x4 images (labels 0..9) with `settings`; returns the model."""
+def _linear_model() -> torch.nn.Module:
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
-    images = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
-    train(model, images, torch.arange(10), lambda x, g: x, Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")),
-          recipe or BatchRecipe(10), soft_cross_entropy, settings, **kwargs)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
+
+
+_IMAGES = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+
+
+def _fit(settings: TrainSettings, recipe: BatchRecipe | None = None, labels: torch.Tensor | None = None, **kwargs):
+    """`train` of `_linear_model` on the 10 random 4x4 `_IMAGES` (labels 0..9 unless given) with `settings`;
+    returns the model."""
+    model = _linear_model()
+    train(model, _IMAGES, torch.arange(10) if labels is None else labels, lambda x, g: x,
+          Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")), recipe or BatchRecipe(10), soft_cross_entropy,
+          settings, **kwargs)
     return model
 
 
@@ -291,6 +299,7 @@ def test_a_run_resumed_at_its_end_trains_nothing_and_shows_a_full_bar(tmp_path, 
     seen = []
     _fit(_SETTINGS, checkpoint=tmp_path / "run.pt", fingerprint={"train": "a"}, on_epoch=seen.append)
     assert [entry["epoch"] for entry in seen] == [1, 2]  # the saved log, reported again
+    _fit(_SETTINGS, checkpoint=tmp_path / "run.pt", fingerprint={"train": "a"}, show_progress=False)  # no callback
     drawn = console.export_text()
     assert drawn.startswith("train ━") and " 4/4 loss nan  acc nan  0 img/s " in drawn, drawn  # as it was saved
 
@@ -355,7 +364,10 @@ def test_each_rank_trains_on_its_half_of_the_epochs_order_with_per_sample_draws_
     """The batch order of epoch e is randperm(n) from the generator seeded stream_seed(seed, e), the same on
     every rank; rank r takes the r-th half of each batch, and its per-sample draws (the generator handed to
     the augmentation, torch's global one) are seeded stream_seed(that seed, r) on a rank other than 0."""
+    import types
+
     from mollify import distributed
+    from mollify import train as training
     from mollify.device import stream_seed
 
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
@@ -380,8 +392,11 @@ def test_each_rank_trains_on_its_half_of_the_epochs_order_with_per_sample_draws_
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
     images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 3, 4, 4).contiguous()  # image i is all i
-    train(model, images, torch.arange(10), augment, Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")),
-          Recipe(10), soft_cross_entropy, _SETTINGS, show_progress=False)
+    ticks = iter(range(0, 100, 2))  # a fake clock: 2 s a reading, 4 s an epoch
+    monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    history = train(model, images, torch.arange(10), augment, Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")),
+                    Recipe(10), soft_cross_entropy, _SETTINGS, show_progress=False)
+    assert [entry["images_per_s"] for entry in history] == [2 * 4 / 4] * 2  # 4 images a rank, 2 ranks, in 4 s
     expected = []
     for epoch in range(2):
         seed = stream_seed(0, epoch)
@@ -395,8 +410,8 @@ def test_each_rank_trains_on_its_half_of_the_epochs_order_with_per_sample_draws_
 
 def test_the_epoch_log_and_the_bar_hold_the_mean_loss_the_accuracy_and_the_throughput(console, monkeypatch):
     """At lr 0 the model stays as initialised, so each epoch's loss and accuracy are computed here from its batch
-    order alone; a fake clock ticking 1 s a reading makes the throughput known (3 readings an epoch: its start,
-    the bar's update after its last step, its end)."""
+    order alone (labels: the model's own answer for images 0-5, a wrong one for 6-9); a fake clock ticking 2 s a
+    reading makes the throughput known (3 readings an epoch: its start, the bar's update after its last step, its end)."""
     import types
 
     import torch.nn.functional as F
@@ -404,26 +419,28 @@ def test_the_epoch_log_and_the_bar_hold_the_mean_loss_the_accuracy_and_the_throu
     from mollify import train as training
     from mollify.device import stream_seed
 
-    ticks = iter(range(100))
+    ticks = iter(range(0, 100, 2))
     monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    with torch.no_grad():
+        logits = _linear_model()((_IMAGES.float() / 255 - 0.5) / 0.25)
+    labels = logits.argmax(1)
+    labels[6:] = (labels[6:] + 1) % 10
     settings = TrainSettings(**{**asdict(_SETTINGS), "lr": 0.0, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0})
     seen = []
-    model = _fit(settings, on_epoch=seen.append)
-    images = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        logits = model((images.float() / 255 - 0.5) / 0.25)
+    _fit(settings, labels=labels, on_epoch=seen.append)
     for epoch, entry in enumerate(seen):
         order = torch.randperm(10, generator=torch.Generator().manual_seed(stream_seed(0, epoch)))
         batches = [order[:4], order[4:8]]  # 2 steps of 4, the last 2 images dropped
-        losses = [float(F.cross_entropy(logits[b], b)) for b in batches]  # label i for image i
-        correct = sum(int((logits[b].argmax(1) == b).sum()) for b in batches)
+        losses = [float(F.cross_entropy(logits[b], labels[b])) for b in batches]
+        correct = sum(int((b < 6).sum()) for b in batches)
+        assert 0 < int((batches[0] < 6).sum()) < 4  # each count below matters
         assert entry["epoch"] == epoch + 1 and entry["lr"] == 0.0
         assert entry["train_loss"] == pytest.approx(sum(losses) / 2, rel=1e-6)
         assert entry["train_acc"] == correct / 8
-        assert entry["images_per_s"] == 8 / 2  # 8 images between the readings at its start and end, 2 s apart
+        assert entry["images_per_s"] == 8 / 4  # 8 images between the readings at its start and end, 4 s apart
     drawn = console.export_text()
-    # the bar after the last step: the epoch's mean loss and accuracy so far, 8 images in the 1 s since its start
-    assert f" 4/4 loss {seen[-1]['train_loss']:.3f}  acc {seen[-1]['train_acc']:.3f}  8 img/s " in drawn, drawn
+    # the bar after the last step: the epoch's mean loss and accuracy so far, 8 images in the 2 s since its start
+    assert f" 4/4 loss {seen[-1]['train_loss']:.3f}  acc {seen[-1]['train_acc']:.3f}  4 img/s " in drawn, drawn
 
 
 @pytest.mark.parametrize(("bad_step", "steps_done"), [(25, 40), (46, 50)])

@@ -272,3 +272,11 @@ def test_augmix_with_a_fixed_chain_depth_applies_exactly_that_many_ops_to_every_
 def test_augmix_chain_depth_0_draws_the_depth_as_torchvision_does():
     rounds = AugMix(chain_depth=0).chain(500, H, W, torch.Generator().manual_seed(4), torch.device("cpu"))
     assert len(rounds) == 3 and {sum(op is not None for op in ops) for ops, _ in rounds} != {500}
+
+
+def test_augmix_defaults_are_torchvisions():
+    from torchvision.transforms import v2
+
+    ours, theirs = AugMix(), v2.AugMix()
+    assert (ours.severity, ours.width, ours.depth, ours.alpha) == (
+        theirs.severity, theirs.mixture_width, theirs.chain_depth, theirs.alpha) == (3, 3, -1, 1.0)
