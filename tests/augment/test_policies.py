@@ -275,8 +275,6 @@ def test_augmix_chain_depth_0_draws_the_depth_as_torchvision_does():
 
 
 def test_augmix_defaults_are_torchvisions():
-    from torchvision.transforms import v2
-
     ours, theirs = AugMix(), v2.AugMix()
     assert (ours.severity, ours.width, ours.depth, ours.alpha) == (
         theirs.severity, theirs.mixture_width, theirs.chain_depth, theirs.alpha) == (3, 3, -1, 1.0)
