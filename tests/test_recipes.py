@@ -7,6 +7,7 @@ from mollify.augment.policies import AugMix
 from mollify.config import parse_params
 from mollify.errors import MollifyError
 from mollify.experiment import build_recipe
+from tests.conftest import DefaultDeviceWatch, default_params
 
 MOLLIFY = {"roles": "xbe", "alpha": 2.5, "beta": 0.5, "label_mode": "lm", "npow": 3.0, "bpow": 0.5, "combined": True}
 SOFTAUG = {"sigma_crop": 7.0, "power": 3.0, "background": 0.2, "confidence_weight": "per_sample", "final_epochs_without": 3}
@@ -44,3 +45,33 @@ def test_augmix_jsd_and_diffaug_reach_the_batch_recipe():
         build_recipe(_recipe(augment=["flip"], diffaug=True), 10)
     assert build_recipe(_recipe(augment=["cutmix"]), 10).mix == "cutmix"
     assert isinstance(build_recipe(_recipe(), 10), BatchRecipe)
+
+
+@pytest.mark.parametrize("method", list(parse_params(default_params()).recipes))
+def test_every_tensor_a_recipes_training_step_makes_is_placed_on_the_images_device(method):
+    """Each default recipe (augmentations, soft crop, mollification, NFM, DiffAug, smoothing blocks) trains one
+    step on 16 px images with no tensor factory of mollify's left to torch's default device (on CUDA: the CPU)."""
+    import torch
+
+    from mollify.augment import DiffAug, NormalizedDiffAug, compose
+    from mollify.device import Normalize
+    from mollify.diffusion import make_unet
+    from mollify.losses import LOSSES
+    from mollify.models import create_model
+    from mollify.train import TrainSettings, train
+
+    cfg = parse_params(default_params())
+    recipe = cfg.recipe(method)
+    normalize = Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+    diffaug = NormalizedDiffAug(DiffAug(make_unet("demo", 16)), normalize) if recipe.diffaug else None
+    built = build_recipe(recipe, 10, diffaug)
+    torch.manual_seed(0)
+    model = create_model(cfg.model_name(method, "demo"), built.output_classes, smoothing=recipe.smoothing,
+                         mc_dropout=recipe.mc_dropout)
+    augment = compose([a for a in recipe.augment if not (recipe.augmix_jsd and a == "augmix")], 2, 15.0)
+    images = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    settings = TrainSettings(epochs=1, batch_size=8, lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                             warmup_epochs=0, seed=0)
+    with DefaultDeviceWatch() as watch:
+        train(model, images, torch.arange(8), augment, normalize, built, LOSSES[recipe.loss], settings, show_progress=False)
+    assert watch.unplaced == []

@@ -11,6 +11,7 @@ from scipy import stats
 from torchvision.transforms import v2
 
 from mollify.augment.policies import OPS, AugMix, AutoAugment, RandAugment, TrivialAugmentWide
+from tests.conftest import DefaultDeviceWatch
 
 OURS = {"trivaug": TrivialAugmentWide, "randaug": RandAugment, "autoaug": AutoAugment, "augmix": AugMix}
 TORCHVISION = {"trivaug": v2.TrivialAugmentWide, "randaug": v2.RandAugment, "autoaug": v2.AutoAugment, "augmix": v2.AugMix}
@@ -278,3 +279,11 @@ def test_augmix_defaults_are_torchvisions():
     ours, theirs = AugMix(), v2.AugMix()
     assert (ours.severity, ours.width, ours.depth, ours.alpha) == (
         theirs.severity, theirs.mixture_width, theirs.chain_depth, theirs.alpha) == (3, 3, -1, 1.0)
+
+
+def test_every_tensor_the_policies_make_is_placed_on_the_images_device():
+    x = torch.randint(0, 256, (16, 3, H, W), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    with DefaultDeviceWatch() as watch:
+        for policy in (TrivialAugmentWide(), RandAugment(), AutoAugment(), AugMix()):
+            policy(x, torch.Generator().manual_seed(1))
+    assert watch.unplaced == []

@@ -31,9 +31,10 @@ class NoisyFeatureMixup:
         return len(model.stages) if self.manifold else 1
 
     def draw(self, batch: int, points: int, device: torch.device, g: torch.Generator) -> dict[str, torch.Tensor]:
-        """The per-batch random quantities (Beta variates from torch's global generator, which has
-        no Beta sampler taking a generator; the rest from `g`)."""
-        beta = lambda a, b: torch.distributions.Beta(torch.tensor(float(a)), torch.tensor(float(b))).sample().to(device)  # noqa: E731
+        """The per-batch random quantities (Beta variates from torch's global generator of `device`, which
+        has no Beta sampler taking a generator; the rest from `g`): drawn on the device, no host copy."""
+        beta = lambda a, b: torch.distributions.Beta(torch.tensor(float(a), device=device),  # noqa: E731
+                                                     torch.tensor(float(b), device=device)).sample()
         return {
             "lam": beta(self.alpha, self.alpha) if self.alpha > 0 else torch.tensor(1.0, device=device),
             "perm": torch.randperm(batch, generator=g, device=device),
