@@ -360,7 +360,7 @@ def test_a_diverging_run_stops_with_the_hint_to_lower_the_learning_rate():
 
 
 @pytest.mark.parametrize("rank", [0, 1])
-def test_each_rank_trains_on_its_half_of_the_epochs_order_with_per_sample_draws_of_its_own(monkeypatch, rank):
+def test_each_rank_trains_on_its_half_of_the_epochs_order_with_per_sample_draws_of_its_own(monkeypatch, console, rank):
     """The batch order of epoch e is randperm(n) from the generator seeded stream_seed(seed, e), the same on
     every rank; rank r takes the r-th half of each batch, and its per-sample draws (the generator handed to
     the augmentation, torch's global one) are seeded stream_seed(that seed, r) on a rank other than 0."""
@@ -395,8 +395,10 @@ def test_each_rank_trains_on_its_half_of_the_epochs_order_with_per_sample_draws_
     ticks = iter(range(0, 100, 2))  # a fake clock: 2 s a reading, 4 s an epoch
     monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
     history = train(model, images, torch.arange(10), augment, Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")),
-                    Recipe(10), soft_cross_entropy, _SETTINGS, show_progress=False)
+                    Recipe(10), soft_cross_entropy, _SETTINGS)
     assert [entry["images_per_s"] for entry in history] == [2 * 4 / 4] * 2  # 4 images a rank, 2 ranks, in 4 s
+    drawn = console.export_text()  # rank 0's bar alone: 4 images a rank, 2 ranks, in the 2 s to the update
+    assert " 4/4 loss " in drawn and "  4 img/s " in drawn if rank == 0 else drawn == "", drawn
     expected = []
     for epoch in range(2):
         seed = stream_seed(0, epoch)
