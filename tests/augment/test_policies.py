@@ -284,6 +284,6 @@ def test_augmix_defaults_are_torchvisions():
 def test_every_tensor_the_policies_make_is_placed_on_the_images_device():
     x = torch.randint(0, 256, (16, 3, H, W), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     with DefaultDeviceWatch() as watch:
-        for policy in (TrivialAugmentWide(), RandAugment(), AutoAugment(), AugMix()):
+        for policy in (TrivialAugmentWide(), RandAugment(), AutoAugment(), AugMix(), AugMix(chain_depth=2)):
             policy(x, torch.Generator().manual_seed(1))
     assert watch.unplaced == []
