@@ -74,7 +74,7 @@ def tiny_params(**overrides: object) -> dict:
 
 class DefaultDeviceWatch(TorchFunctionMode):
     """Within `with`, records (module, line, function) of every tensor factory that mollify's code calls
-    without `device=`, and every `tensor.to(None)`: on CUDA such a tensor would land on torch's default
+    without `device=`, and every `tensor.to(None, ...)`: on CUDA such a tensor would land on torch's default
     device, the CPU, beside data on the GPU. On the CPU the suite runs on, only this shows it."""
 
     FACTORIES = {torch.zeros, torch.ones, torch.full, torch.empty, torch.rand, torch.randn, torch.randint,
@@ -87,7 +87,7 @@ class DefaultDeviceWatch(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         unplaced = (func in self.FACTORIES and kwargs.get("device") is None) or (
-            func is torch.Tensor.to and len(args) == 2 and args[1] is None and not kwargs)
+            func is torch.Tensor.to and len(args) >= 2 and args[1] is None)
         caller = sys._getframe(1)  # the Python frame that called the torch function
         if unplaced and caller.f_globals.get("__name__", "").startswith("mollify."):
             self.unplaced.append((caller.f_globals["__name__"], caller.f_lineno, func.__name__))

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from mollify.augment import NoisyFeatureMixup
 from mollify.models import create_model
+from tests.conftest import DefaultDeviceWatch
 
 
 def _setup(n: int = 16):
@@ -99,8 +100,9 @@ def test_features_are_mixed_in_fp32_under_bf16_autocast():
 def test_alpha_zero_neither_mixes_nor_adds_noise():
     """alpha = 0 (NFM's "no mixup"): lam = 1 and the features are returned as they are, noise levels or not."""
     nfm = NoisyFeatureMixup(alpha=0.0, add_level=0.5, mult_level=0.5, manifold=False)
-    draws = nfm.draw(8, 1, torch.device("cpu"), torch.Generator().manual_seed(0))
-    assert float(draws["lam"]) == 1.0
+    with DefaultDeviceWatch() as watch:
+        draws = nfm.draw(8, 1, torch.device("cpu"), torch.Generator().manual_seed(0))
+    assert float(draws["lam"]) == 1.0 and watch.unplaced == []  # lam made on the device too
     h = torch.randn(8, 4, generator=torch.Generator().manual_seed(1))
     assert torch.equal(nfm.mix(h, draws, torch.Generator().manual_seed(2)), h)
 
