@@ -86,11 +86,11 @@ class DefaultDeviceWatch(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        unplaced = (func in self.FACTORIES and kwargs.get("device") is None) or (
-            func is torch.Tensor.to and len(args) >= 2 and args[1] is None)
-        caller = sys._getframe(1)  # the Python frame that called the torch function
-        if unplaced and caller.f_globals.get("__name__", "").startswith("mollify."):
-            self.unplaced.append((caller.f_globals["__name__"], caller.f_lineno, func.__name__))
+        if (func in self.FACTORIES and kwargs.get("device") is None) or (
+                func is torch.Tensor.to and len(args) >= 2 and args[1] is None):
+            caller = sys._getframe(1)  # the Python frame that called the torch function
+            if caller.f_globals.get("__name__", "").startswith("mollify."):
+                self.unplaced.append((caller.f_globals["__name__"], caller.f_lineno, func.__name__))
         return func(*args, **kwargs)
 
 

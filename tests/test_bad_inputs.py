@@ -11,14 +11,13 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from filelock import FileLock
 
-from mollify.grid import subprocess_env
+from mollify import grid
 from tests.conftest import ROOT, tiny_params
 
 INVALID = "invalid parameters:\n  - "
@@ -35,11 +34,11 @@ def _params() -> dict:
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=subprocess_env())
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=grid.subprocess_env())
 
 
 def _dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return _run(sys.executable, "-m", "dvc", *args, cwd=cwd)
+    return grid.dvc(*args, cwd=cwd, check=False)
 
 
 def _git(*args: str, cwd: Path) -> None:

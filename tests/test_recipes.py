@@ -6,7 +6,7 @@ from mollify.augment import BatchRecipe
 from mollify.augment.policies import AugMix
 from mollify.config import parse_params
 from mollify.errors import MollifyError
-from mollify.experiment import build_recipe
+from mollify.experiment import build_augmentation, build_recipe
 from tests.conftest import DefaultDeviceWatch, default_params
 
 MOLLIFY = {"roles": "xbe", "alpha": 2.5, "beta": 0.5, "label_mode": "lm", "npow": 3.0, "bpow": 0.5, "combined": True}
@@ -53,7 +53,7 @@ def test_every_tensor_a_recipes_training_step_makes_is_placed_on_the_images_devi
     step on 16 px images with no tensor factory of mollify's left to torch's default device (on CUDA: the CPU)."""
     import torch
 
-    from mollify.augment import DiffAug, NormalizedDiffAug, compose
+    from mollify.augment import DiffAug, NormalizedDiffAug
     from mollify.device import Normalize
     from mollify.diffusion import make_unet
     from mollify.losses import LOSSES
@@ -68,7 +68,7 @@ def test_every_tensor_a_recipes_training_step_makes_is_placed_on_the_images_devi
     torch.manual_seed(0)
     model = create_model(cfg.model_name(method, "demo"), built.output_classes, smoothing=recipe.smoothing,
                          mc_dropout=recipe.mc_dropout)
-    augment = compose([a for a in recipe.augment if not (recipe.augmix_jsd and a == "augmix")], 2, 15.0)
+    augment = build_augmentation(recipe, cfg.train)
     images = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     settings = TrainSettings(epochs=1, batch_size=8, lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4,
                              warmup_epochs=0, seed=0)

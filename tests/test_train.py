@@ -20,6 +20,15 @@ from mollify.data import prepare_dataset
 from mollify.experiment import train_method
 from tests.conftest import DefaultDeviceWatch, tiny_params
 
+_NORMALIZE = Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+_IMAGES = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+
+
+def _linear_model() -> torch.nn.Module:
+    """The tests' classifier of 4x4 images, initialised from seed 0."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
+
 
 def test_learning_rate_warmup_then_cosine():
     assert learning_rate(0, 100, 10, 0.1) == pytest.approx(0.01)
@@ -31,8 +40,7 @@ def test_learning_rate_warmup_then_cosine():
 
 def _run_schedule(schedule_unit: str, drop_last: bool, epochs: int = 4) -> tuple[list[int], list[float]]:
     """Batch sizes and learning rates of every optimiser step of a run on 10 images in batches of 4."""
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
+    model = _linear_model()
     sizes, lrs = [], []
     model.register_forward_pre_hook(lambda m, args: sizes.append(len(args[0])))
     hook = register_optimizer_step_pre_hook(lambda opt, *_: lrs.append(opt.param_groups[0]["lr"]))
@@ -40,7 +48,7 @@ def _run_schedule(schedule_unit: str, drop_last: bool, epochs: int = 4) -> tuple
                              warmup_epochs=0, seed=0, schedule_unit=schedule_unit, drop_last=drop_last)
     images = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8)
     try:
-        history = train(model, images, torch.arange(10), lambda x, g: x, Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")),
+        history = train(model, images, torch.arange(10), lambda x, g: x, _NORMALIZE,
                         BatchRecipe(10), soft_cross_entropy, settings, show_progress=False)
     finally:
         hook.remove()
@@ -73,10 +81,10 @@ def test_per_step_cosine_over_the_steps_with_and_without_the_last_partial_batch(
 def test_a_last_batch_of_one_image_is_refused_with_a_message():
     settings = TrainSettings(epochs=1, batch_size=4, lr=0.1, momentum=0, nesterov=False, weight_decay=0, warmup_epochs=0,
                              seed=0, drop_last=False)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
+    model = _linear_model()
     with pytest.raises(MollifyError) as refused:
         train(model, torch.zeros(9, 3, 4, 4, dtype=torch.uint8), torch.zeros(9, dtype=torch.long), lambda x, g: x,
-              Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")), BatchRecipe(10), soft_cross_entropy, settings,
+              _NORMALIZE, BatchRecipe(10), soft_cross_entropy, settings,
               show_progress=False)
     assert str(refused.value) == ("train.drop_last=false with 9 images in batches of 4 leaves a last batch of one image, "
                                   "on which BatchNorm cannot train; set train.drop_last=true or another train.batch_size")
@@ -137,7 +145,7 @@ def test_compiled_training_trains_like_eager():
         settings = TrainSettings(epochs=2, batch_size=8, lr=0.05, momentum=0.9, nesterov=False, weight_decay=5e-4,
                                  warmup_epochs=0, seed=0, compile=compile)
         images = torch.randint(0, 256, (32, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
-        train(model, images, torch.arange(32) % 10, lambda x, g: x, Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")),
+        train(model, images, torch.arange(32) % 10, lambda x, g: x, _NORMALIZE,
               BatchRecipe(10), soft_cross_entropy, settings, show_progress=False)
         return initial, model.state_dict()
 
@@ -174,13 +182,11 @@ def _tiny_run(checkpoint, fingerprint, epochs=3, stop_after=None, schedule="cosi
     killed at the end of epoch stop_after + 1, before that epoch's checkpoint (an exception from the
     epoch callback). Returns the weights, the learning rate of every optimiser step this call made
     and the epochs of the log entries it was given."""
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
+    model = _linear_model()
     lrs = []
     hook = register_optimizer_step_pre_hook(lambda opt, *_: lrs.append(opt.param_groups[0]["lr"]))
     settings = TrainSettings(epochs=epochs, batch_size=4, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
                              warmup_epochs=1, seed=0, schedule=schedule, milestones=milestones, lr_decay=0.5)
-    images = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     epochs_seen = []
 
     def on_epoch(entry):
@@ -189,7 +195,7 @@ def _tiny_run(checkpoint, fingerprint, epochs=3, stop_after=None, schedule="cosi
             raise _Stop  # killed during epoch stop_after + 1: the checkpoint of epoch stop_after stays
 
     try:
-        train(model, images, torch.arange(10), lambda x, g: x, Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")),
+        train(model, _IMAGES, torch.arange(10), lambda x, g: x, _NORMALIZE,
               BatchRecipe(10), soft_cross_entropy, settings, checkpoint=checkpoint, fingerprint=fingerprint,
               show_progress=False, on_epoch=on_epoch)
     except _Stop:
@@ -245,21 +251,12 @@ def test_training_progress_shows_epoch_steps_loss_accuracy_and_throughput():
     assert not progress.disable and _progress(False).disable
 
 
-def _linear_model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
-
-
-_IMAGES = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
-
-
 def _fit(settings: TrainSettings, recipe: BatchRecipe | None = None, labels: torch.Tensor | None = None, **kwargs):
     """`train` of `_linear_model` on the 10 random 4x4 `_IMAGES` (labels 0..9 unless given) with `settings`;
     returns the model."""
     model = _linear_model()
-    train(model, _IMAGES, torch.arange(10) if labels is None else labels, lambda x, g: x,
-          Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")), recipe or BatchRecipe(10), soft_cross_entropy,
-          settings, **kwargs)
+    train(model, _IMAGES, torch.arange(10) if labels is None else labels, lambda x, g: x, _NORMALIZE,
+          recipe or BatchRecipe(10), soft_cross_entropy, settings, **kwargs)
     return model
 
 
@@ -389,12 +386,11 @@ def test_each_rank_trains_on_its_half_of_the_epochs_order_with_per_sample_draws_
             forwards.append(g.initial_seed())
             return super().forward(model, x, y, g)
 
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
+    model = _linear_model()
     images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 3, 4, 4).contiguous()  # image i is all i
     ticks = iter(range(0, 100, 2))  # a fake clock: 2 s a reading, 4 s an epoch
     monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
-    history = train(model, images, torch.arange(10), augment, Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")),
+    history = train(model, images, torch.arange(10), augment, _NORMALIZE,
                     Recipe(10), soft_cross_entropy, _SETTINGS)
     assert [entry["images_per_s"] for entry in history] == [2 * 4 / 4] * 2  # 4 images a rank, 2 ranks, in 4 s
     drawn = console.export_text()  # rank 0's bar alone: 4 images a rank, 2 ranks, in the 2 s to the update
@@ -458,12 +454,11 @@ def test_a_diverging_step_stops_the_run_at_the_next_check_every_20_steps_or_at_t
         loss = soft_cross_entropy(logits, targets)
         return loss * math.nan if len(calls) == bad_step else loss
 
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
+    model = _linear_model()
     settings = TrainSettings(**{**asdict(_SETTINGS), "batch_size": 1, "epochs": 1})
     with pytest.raises(Diverged, match=rf"^training diverged at step {bad_step}: loss nan is not finite"):
         train(model, torch.zeros(50, 3, 4, 4, dtype=torch.uint8), torch.arange(50) % 10, lambda x, g: x,
-              Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")), BatchRecipe(10), loss_fn, settings,
+              _NORMALIZE, BatchRecipe(10), loss_fn, settings,
               show_progress=False)
     assert len(calls) == steps_done
 
@@ -471,12 +466,11 @@ def test_a_diverging_step_stops_the_run_at_the_next_check_every_20_steps_or_at_t
 @pytest.mark.parametrize(("precision", "dtype"), [("bf16", torch.bfloat16), ("auto", torch.float32), ("fp32", torch.float32)])
 def test_the_forward_pass_runs_under_bf16_autocast_when_asked_even_on_cpu(precision, dtype):
     dtypes = []
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
+    model = _linear_model()
     model.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
     settings = TrainSettings(**{**asdict(_SETTINGS), "epochs": 1, "precision": precision})
     train(model, torch.zeros(8, 3, 4, 4, dtype=torch.uint8), torch.arange(8), lambda x, g: x,
-          Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu")), BatchRecipe(10), soft_cross_entropy, settings,
+          _NORMALIZE, BatchRecipe(10), soft_cross_entropy, settings,
           show_progress=False)
     assert dtypes == [dtype, dtype]  # 2 steps, as asked ("auto": bf16 on CUDA alone)
 

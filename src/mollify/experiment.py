@@ -17,9 +17,9 @@ import torch
 import torch.nn as nn
 
 from mollify import distributed, paths
-from mollify.augment import (BatchRecipe, DiffAug, Mollification, NoisyFeatureMixup, NormalizedDiffAug,
+from mollify.augment import (Augmentation, BatchRecipe, DiffAug, Mollification, NoisyFeatureMixup, NormalizedDiffAug,
                              SoftAugmentation, compose, ensemble_timesteps, make_policy)
-from mollify.config import MethodConfig, Params
+from mollify.config import MethodConfig, Params, TrainConfig
 from mollify.data import DatasetMeta, load_meta, load_split
 from mollify.certify import certified_accuracy, certify, sigma_to_timestep
 from mollify.data.ood import load_ood
@@ -64,9 +64,7 @@ def train_method(cfg: Params, dataset: str, method: str, seed: int = 0, show_pro
         milestones=tuple(cfg.train.milestones), lr_decay=cfg.train.lr_decay, schedule_unit=cfg.train.schedule_unit,
         drop_last=cfg.train.drop_last, compile=cfg.train.compile,
     )
-    # with AugMix's JSD loss, AugMix makes the extra views (BatchRecipe.augmix_views), not the clean rows
-    augment = compose([a for a in recipe.augment if not (recipe.augmix_jsd and a == "augmix")],
-                      cfg.train.crop_padding, cfg.train.rotation_degrees)
+    augment = build_augmentation(recipe, cfg.train)
     fingerprint = _fingerprint({"settings": asdict(settings), "recipe": recipe.model_dump(), "model": model_name,
                                 "train": cfg.train.model_dump(), "data": hashlib.sha256(x.tobytes()).hexdigest(),
                                 "code": _code_fingerprint(), "diffusion": _diffusion_fingerprint(dataset) if diffaug else None})
@@ -108,6 +106,13 @@ def _live_log(directory: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
 
     yield on_epoch
     live.end()
+
+
+def build_augmentation(recipe: MethodConfig, settings: TrainConfig) -> Augmentation:
+    """The per-image part of a recipe: its augmentations in order, but AugMix under AugMix's JSD loss,
+    where AugMix makes the extra views (BatchRecipe.augmix_views), not the clean rows."""
+    return compose([a for a in recipe.augment if not (recipe.augmix_jsd and a == "augmix")],
+                   settings.crop_padding, settings.rotation_degrees)
 
 
 def build_recipe(recipe: MethodConfig, num_classes: int, diffaug: NormalizedDiffAug | None = None) -> BatchRecipe:
