@@ -20,7 +20,7 @@ import typer
 
 from mollify.augment import BatchRecipe, DiffAug, NormalizedDiffAug
 from mollify.device import Normalize, resolve_device
-from mollify.diffusion import make_unet
+from mollify.diffusion.model import make_unet
 from mollify.models import create_model
 from step_timing import median_step_times, sync
 

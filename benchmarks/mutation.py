@@ -32,13 +32,15 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULES = {
     "mollification": "mollify.augment.mollification",
     "soft_augmentation": "mollify.augment.soft_augmentation",
-    "evaluate": "mollify.evaluate",
-    "metrics": "mollify.metrics",
-    "losses": "mollify.losses",
-    "train": "mollify.train",
+    "evaluate": "mollify.evaluation.predict",
+    "summary": "mollify.evaluation.summary",
+    "metrics": "mollify.evaluation.metrics",
+    "losses": "mollify.training.losses",
+    "train": "mollify.training.loop",
     "diffaug": "mollify.augment.diffaug",
-    "diffusion": "mollify.diffusion",
-    "corruptions": "mollify.corruptions",
+    "diffusion": "mollify.diffusion.model",
+    "ddpm_training": "mollify.diffusion.training",
+    "corruptions": "mollify.corruptions.generate",
     "config": "mollify.config",
     "nfm": "mollify.augment.nfm",
     "batch": "mollify.augment.batch",
@@ -53,7 +55,7 @@ KILLED, SURVIVED, NO_TESTS, TIMEOUT = {1, 3}, {0}, {5, 33}, {24, -24, 36, 152, 2
 def results(module: str) -> dict[str, int | None]:
     """mutant name -> mutmut's exit code (None: not checked yet), from mutants/<file>.meta."""
     prefix = MODULES[module]
-    path = ROOT / "mutants" / "src" / (prefix.replace(".", "/") + ("/__init__.py" if module == "corruptions" else ".py"))
+    path = ROOT / "mutants" / "src" / (prefix.replace(".", "/") + ".py")
     meta = path.with_name(path.name + ".meta")
     if not meta.exists():
         return {}

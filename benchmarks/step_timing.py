@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from mollify.augment import BatchRecipe
 from mollify.device import Normalize, autocast
-from mollify.losses import soft_cross_entropy
+from mollify.training.losses import soft_cross_entropy
 
 
 def sync(device: torch.device) -> None:

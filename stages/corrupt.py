@@ -14,7 +14,7 @@ from mollify.corruptions import corrupt
 from mollify.data import load_split, prepare_official_corrupted
 from mollify.device import resolve_device
 from mollify.io import check_writable, load_images, save_json, save_npy
-from mollify.plots import corruption_grid
+from mollify.report.examples import corruption_grid
 
 app = typer.Typer(add_completion=False)
 

@@ -7,7 +7,7 @@ import typer
 from mollify import paths
 from mollify.cli import DATASET, PARAMS, interactive, run
 from mollify.config import load_params
-from mollify.experiment import prepare_diffusion
+from mollify.diffusion.prepare import prepare_diffusion
 from mollify.io import check_writable
 
 app = typer.Typer(add_completion=False)

@@ -7,7 +7,7 @@ import typer
 from mollify import paths
 from mollify.cli import DATASET, METHOD, PARAMS, SEED, run
 from mollify.config import load_params
-from mollify.experiment import evaluate_method
+from mollify.evaluation.run import evaluate_method
 from mollify.io import check_writable
 
 app = typer.Typer(add_completion=False)

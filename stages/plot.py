@@ -8,13 +8,13 @@ from mollify import paths
 from mollify.cli import PARAMS, run
 from mollify.config import MollifyConfig, Params, load_params
 from mollify.data import load_meta, load_split
-from mollify.evaluate import summary_keys
+from mollify.evaluation.summary import summary_keys
 from mollify.io import check_writable, load_csv, load_json, save_csv, save_text
-from mollify.plots import (
-    ENSEMBLE, corruption_errors, curves, entropy_vs_t, error_vs_severity, findings_table, mce_ratio, mce_ratio_bars,
-    mollification_examples, nonempty_bins, over_seeds, reliability_diagram, results_table, training_curves,
-)
-from mollify.published import beside_published, load_published, published_table
+
+from mollify.report.plots import (ENSEMBLE, corruption_errors, curves, entropy_vs_t, error_vs_severity, findings_table,
+                                  mce_ratio, mce_ratio_bars, nonempty_bins, over_seeds, reliability_diagram,
+                                  mollification_examples, results_table, training_curves)
+from mollify.report.published import beside_published, load_published, published_table
 
 app = typer.Typer(add_completion=False)
 

@@ -5,7 +5,7 @@ import typer
 from mollify import paths
 from mollify.cli import run
 from mollify.io import check_writable, save_text
-from mollify.plots_page import offline_page
+from mollify.report.page import offline_page
 
 app = typer.Typer(add_completion=False)
 

@@ -7,7 +7,7 @@ import typer
 from mollify import paths
 from mollify.cli import DATASET, METHOD, PARAMS, run
 from mollify.config import load_params
-from mollify.experiment import summarize_method
+from mollify.evaluation.seeds import summarize_method
 from mollify.io import check_writable
 
 app = typer.Typer(add_completion=False)

@@ -7,7 +7,7 @@ import typer
 from mollify import paths
 from mollify.cli import DATASET, METHOD, PARAMS, SEED, interactive, run
 from mollify.config import load_params
-from mollify.experiment import train_method
+from mollify.training.run import train_method
 from mollify.io import check_writable
 
 app = typer.Typer(add_completion=False)

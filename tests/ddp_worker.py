@@ -1,4 +1,4 @@
-"""Run under `torchrun --nproc_per_node 2` (or plainly, one process) by tests/test_distributed.py,
+"""Run under `torchrun --nproc_per_node 2` (or plainly, one process) by tests/training/test_distributed.py,
 in a workspace with the demo data: train (1) a linear model without augmentation, whose DDP
 update must equal the one-process update of the same global batch, and (2) the `baseline` recipe
 through the train stage's code. Rank 0 writes the step counts, histories and linear weights as JSON."""
@@ -10,13 +10,13 @@ import torch
 import yaml
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from mollify import distributed
+from mollify.training import distributed
 from mollify.augment import BatchRecipe
 from mollify.config import parse_params
 from mollify.device import Normalize
-from mollify.experiment import train_method
-from mollify.losses import soft_cross_entropy
-from mollify.train import TrainSettings, train
+from mollify.training.run import train_method
+from mollify.training.losses import soft_cross_entropy
+from mollify.training.loop import TrainSettings, train
 
 steps = {"linear": 0, "stage": 0}
 part = ["linear"]

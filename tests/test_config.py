@@ -44,7 +44,7 @@ def test_diffaug_is_one_batch_level_method():
 
 
 def test_hub_model_is_never_fetched_implicitly():
-    from mollify.diffusion import load_unet
+    from mollify.diffusion.model import load_unet
 
     with pytest.raises(MollifyError, match="set diffusion.download: true"):
         load_unet("google/ddpm-cifar10-32")

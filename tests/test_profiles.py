@@ -7,7 +7,7 @@ import yaml
 from dvc.exceptions import InvalidArgumentError
 
 from mollify.config import parse_params
-from mollify.train import learning_rate
+from mollify.training.loop import learning_rate
 from tests.conftest import ROOT, default_params
 
 

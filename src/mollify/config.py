@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mollify.augment.soft_augmentation import soft_crop_off_from
-from mollify.corruptions import CORRUPTIONS
+from mollify.corruptions.names import EXTRA, STANDARD
 from mollify.data.datasets import DATASETS
 from mollify.errors import MollifyError
 from mollify.models import MODELS
@@ -54,7 +54,7 @@ class CorruptConfig(Section):
     @field_validator("corruptions")
     @classmethod
     def _known_corruptions(cls, names: list[str]) -> list[str]:
-        return _check_members(names, CORRUPTIONS, "corruption")
+        return _check_members(names, STANDARD + EXTRA, "corruption")
 
     @field_validator("severities")
     @classmethod
@@ -133,7 +133,7 @@ class SoftAugConfig(Section):
 
 
 class DiffusionConfig(Section):
-    """The diffusion model behind DiffAug (mollify/diffusion.py): trained on the train split, or a
+    """The diffusion model behind DiffAug (mollify/diffusion/model.py): trained on the train split, or a
     pretrained diffusers UNet2DModel (epsilon prediction, linear betas 1e-4..0.02, T = 1000)."""
 
     pretrained: str | None = Field(None, description="local diffusers directory or hub id (None: train one here)")
@@ -207,7 +207,7 @@ class DiffAugEnsembleConfig(Section):
 
 
 class SweepConfig(Section):
-    """A test-time perturbation swept over strengths (mollify.robustness); level 0 is the clean evaluation."""
+    """A test-time perturbation swept over strengths (mollify.evaluation.perturbations); level 0 is the clean evaluation."""
 
     enabled: bool = False
     images: PositiveInt | None = Field(None, description="first N clean test images (None: all)")
@@ -219,14 +219,14 @@ class PixelSweepConfig(SweepConfig):
 
 
 class OODConfig(Section):
-    """Out-of-distribution detection (mollify.ood): the test set against the `ood` stage's sets."""
+    """Out-of-distribution detection (mollify.evaluation.ood): the test set against the `ood` stage's sets."""
 
     enabled: bool = False
     images: PositiveInt | None = Field(None, description="first N images of the test set and of each OOD set (None: all)")
 
 
 class CertifyConfig(Section):
-    """Certified l2 accuracy by denoised randomized smoothing (mollify.certify; Carlini et al.'s defaults)."""
+    """Certified l2 accuracy by denoised randomized smoothing (mollify.evaluation.certify; Carlini et al.'s defaults)."""
 
     enabled: bool = False
     every: PositiveInt = Field(10, description="certify every k-th test image (Carlini et al.: 10, 1,000 CIFAR-10 images)")

@@ -235,7 +235,7 @@ def network_of(cfg: Params, run: Run) -> Network:
 
 
 def steps_of(cfg: Params, dataset: str) -> int:
-    """Optimiser steps of one run (mollify.train: per epoch n // batch, or ceil with drop_last off)."""
+    """Optimiser steps of one run (mollify.training.loop: per epoch n // batch, or ceil with drop_last off)."""
     n = cfg.data.demo.train_size if dataset == "demo" else TRAIN_IMAGES[dataset]
     batch = min(cfg.train.batch_size, n)
     return cfg.train.epochs * (n // batch if cfg.train.drop_last else -(-n // batch))

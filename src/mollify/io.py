@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -197,3 +198,17 @@ def load_json(path: str | Path) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise MollifyError(f"corrupt file {path} ({e}): delete it and re-run `uv run dvc repro`.") from None
+
+
+def fingerprint_parts(parts: dict[str, Any]) -> dict[str, str]:
+    """A hash per part of a run's settings, so that an ignored checkpoint can say which part differs."""
+    return {key: hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+            for key, value in parts.items()}
+
+
+def code_fingerprint() -> str:
+    """Hash of the library's source: a checkpoint made by other code is not resumed."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()

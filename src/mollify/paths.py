@@ -11,9 +11,9 @@ PLOTS = Path("plots")
 CONF = Path("conf")
 
 
-def validated_file() -> Path:
-    """The validate stage's output, on which every other stage depends (constant content)."""
-    return DATA / "params.ok"
+def settings_dir() -> Path:
+    """The validate stage's output: each stage instance's resolved settings (mollify.dag)."""
+    return DATA / "settings"
 
 
 def clean_dir(dataset: str) -> Path:
@@ -137,5 +137,5 @@ def results_file() -> Path:
 
 
 def published_file() -> Path:
-    """The published numbers that the paper profiles target (mollify.published)."""
+    """The published numbers that the paper profiles target (mollify.report.published)."""
     return CONF / "published.csv"

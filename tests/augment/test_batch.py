@@ -5,7 +5,7 @@ import torch
 from mollify.augment import Mollification, BatchRecipe
 from mollify.augment.batch import JSD_WEIGHT
 from mollify.device import Normalize
-from mollify.losses import augmix_jsd, soft_cross_entropy
+from mollify.training.losses import augmix_jsd, soft_cross_entropy
 
 
 def _batch(n: int = 64):

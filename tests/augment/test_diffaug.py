@@ -11,10 +11,11 @@ import torch.nn.functional as F
 from mollify.augment import BatchRecipe, DiffAug, NormalizedDiffAug, ensemble_timesteps
 from mollify.data.synthetic import generate
 from mollify.device import Normalize, seeded_generator
-from mollify.diffusion import (DiffusionSettings, denoising_mse, linear_alphas_cumprod, load_unet, make_scheduler, make_unet, q_sample,
-                               save_pipeline, train_diffusion, tweedie_x0)
-from mollify.evaluate import member_streams, predict_probs, predict_probs_ensemble
-from mollify.losses import soft_cross_entropy
+from mollify.diffusion.model import (denoising_mse, linear_alphas_cumprod, load_unet, make_scheduler, make_unet,
+                                     q_sample, save_pipeline, tweedie_x0)
+from mollify.diffusion.training import DiffusionSettings, train_diffusion
+from mollify.evaluation.predict import member_streams, predict_probs, predict_probs_ensemble
+from mollify.training.losses import soft_cross_entropy
 from mollify.models import create_model
 
 
@@ -170,7 +171,7 @@ def test_pipeline_directory_round_trip(trained, tmp_path):
 def test_diffusion_training_resumes_exactly(tmp_path, monkeypatch, caplog):
     """A run killed after its first checkpoint resumes (and says so) to the weights of an
     uninterrupted run."""
-    import mollify.diffusion as diffusion
+    from mollify.diffusion import training as ddpm
 
     x = torch.from_numpy(generate(40, seed=1)[0])
     settings = DiffusionSettings(steps=6, batch_size=4, lr=1e-3, ema_decay=0.9, seed=0, eval_every=3, eval_timesteps=(300,))
@@ -180,16 +181,16 @@ def test_diffusion_training_resumes_exactly(tmp_path, monkeypatch, caplog):
         return train_diffusion(make_unet("demo", 32), x[:32], x[32:], settings, checkpoint, {"run": "f"}, show_progress=False)
 
     whole, whole_log = run(None)
-    saved = diffusion.save_torch
+    saved = ddpm.save_torch
 
     def save_then_die(path, obj):
         saved(path, obj)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(diffusion, "save_torch", save_then_die)
+    monkeypatch.setattr(ddpm, "save_torch", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "ckpt.pt")
-    monkeypatch.setattr(diffusion, "save_torch", saved)
+    monkeypatch.setattr(ddpm, "save_torch", saved)
     caplog.set_level("INFO", logger="mollify")
     resumed, resumed_log = run(tmp_path / "ckpt.pt")
     assert f"resumed from step 3 of {tmp_path / 'ckpt.pt'}" in caplog.messages
@@ -276,7 +277,7 @@ def test_pipeline_saved_over_an_old_one_and_a_bare_unet_directory_load(tmp_path)
 
 
 def test_unet_shapes_model_range_and_the_message_of_an_unknown_unet():
-    from mollify.diffusion import to_model_range
+    from mollify.diffusion.model import to_model_range
     from mollify.errors import MollifyError
 
     unet = make_unet("demo", 16, channels=1)

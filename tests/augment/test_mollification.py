@@ -10,7 +10,7 @@ from mollify.augment.mollification import (
     Mollification, add_noise, blur_sigma, gamma_blur, gamma_noise, heat_blur, noise_schedule, smooth_targets,
 )
 from mollify.data.synthetic import generate
-from mollify.losses import binary_cross_entropy, normalized_cross_entropy, soft_cross_entropy
+from mollify.training.losses import binary_cross_entropy, normalized_cross_entropy, soft_cross_entropy
 
 
 def _images(n: int = 16) -> torch.Tensor:

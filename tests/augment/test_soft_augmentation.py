@@ -11,7 +11,7 @@ from mollify.augment import SoftAugmentation
 from mollify.augment.soft_augmentation import crop_offsets, soft_crop, soft_crop_off_from, soft_targets, target_confidence
 from mollify.config import parse_params
 from mollify.errors import MollifyError
-from mollify.losses import soft_cross_entropy
+from mollify.training.losses import soft_cross_entropy
 
 
 def test_target_curve_matches_the_reference_formula():

@@ -3,16 +3,28 @@
 Per-sample steps on uint8 (`compose`: flip, crop, rotate, TrivialAugment, RandAugment,
 AutoAugment, AugMix) and batch-level steps on normalised floats (`BatchRecipe`: soft crop or mixup / cutmix, then
 `Mollification`; `NoisyFeatureMixup` inside the network; `DiffAug` beside the clean batch).
+
+The names below are imported from their modules on first use (PEP 562), so that importing one
+module of this package (the diffusion stage's `augment.diffaug`) runs none of the others: each
+stage depends on the augmentation code it runs (mollify.dag), not on all of it.
 """
 
-from mollify.augment.base import POLICIES, Augmentation, compose, make_policy, random_crop, random_flip, random_rotation
-from mollify.augment.batch import MIXES, BatchRecipe
-from mollify.augment.diffaug import DiffAug, NormalizedDiffAug, ensemble_timesteps
-from mollify.augment.mollification import Mollification
-from mollify.augment.nfm import NoisyFeatureMixup
-from mollify.augment.soft_augmentation import SoftAugmentation
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "MIXES", "POLICIES", "Augmentation", "DiffAug", "Mollification", "NormalizedDiffAug", "ensemble_timesteps", "BatchRecipe",
-    "NoisyFeatureMixup", "SoftAugmentation", "compose", "make_policy", "random_crop", "random_flip", "random_rotation",
-]
+_MODULES = {
+    "POLICIES": "base", "Augmentation": "base", "compose": "base", "make_policy": "base", "random_crop": "base",
+    "random_flip": "base", "random_rotation": "base",
+    "MIXES": "batch", "BatchRecipe": "batch",
+    "DiffAug": "diffaug", "NormalizedDiffAug": "diffaug", "ensemble_timesteps": "diffaug",
+    "Mollification": "mollification",
+    "NoisyFeatureMixup": "nfm",
+    "SoftAugmentation": "soft_augmentation",
+}
+__all__ = list(_MODULES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULES:
+        raise AttributeError(f"module 'mollify.augment' has no attribute {name!r}")
+    return getattr(import_module(f"mollify.augment.{_MODULES[name]}"), name)

@@ -18,7 +18,7 @@ from mollify.augment.mollification import Mollification
 from mollify.augment.nfm import NoisyFeatureMixup
 from mollify.augment.soft_augmentation import SoftAugmentation
 from mollify.device import Normalize
-from mollify.losses import augmix_jsd
+from mollify.training.losses import augmix_jsd
 
 # AugMix's consistency-loss weight (Hendrycks et al. 2020, augmix/cifar.py; DiffAug's diffaugmix.py)
 JSD_WEIGHT = 12.0

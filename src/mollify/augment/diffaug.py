@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from mollify.device import Normalize, autocast
-from mollify.diffusion import NUM_TIMESTEPS, denoise_one_step, linear_alphas_cumprod
+from mollify.diffusion.model import NUM_TIMESTEPS, denoise_one_step, linear_alphas_cumprod
 
 if TYPE_CHECKING:
     from diffusers import UNet2DModel
