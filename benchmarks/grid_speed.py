@@ -1,4 +1,4 @@
-"""Wall time of the grid through N local queue workers against a sequential `dvc repro` (issue 12).
+"""Wall time of the grid through N local queue workers against a sequential `dvc repro`.
 
     uv run python benchmarks/grid_speed.py                # the tests' tiny demo grid, 2 workers
     uv run python benchmarks/grid_speed.py --seeds 2 --epochs 10   # twice the runs, each longer

@@ -1,4 +1,4 @@
-"""Mutation testing of the core modules (issue 16): mutmut, one module at a time, then the score table.
+"""Mutation testing of the core modules: mutmut, one module at a time, then the score table.
 
     uv run python benchmarks/mutation.py                       # every core module in turn, then the table
     uv run python benchmarks/mutation.py losses evaluate       # some modules
@@ -28,7 +28,7 @@ from pathlib import Path
 import typer
 
 ROOT = Path(__file__).resolve().parents[1]
-# the core modules, most important first (the order of issue 16)
+# the core modules, most important first
 MODULES = {
     "mollification": "mollify.augment.mollification",
     "soft_augmentation": "mollify.augment.soft_augmentation",

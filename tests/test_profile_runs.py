@@ -1,4 +1,4 @@
-"""Every paper profile runs end to end (issue 11, item 7): `dvc repro` on the params that
+"""Every paper profile runs end to end: `dvc repro` on the params that
 `dvc exp run -S profile=<p>` composes, with tiny overrides (one dataset, one method, one epoch,
 about a hundred images, a 2-step demo DDPM), against a 127.0.0.1 server that holds CIFAR-10/100
 (python tarballs), TinyImageNet (zip) and the official CIFAR-10-C / CIFAR-100-C / Tiny-ImageNet-C

@@ -1,4 +1,4 @@
-"""The grid on many GPUs and machines (issue 12): a layer above the DAG, not inside it.
+"""The grid on many GPUs and machines: a layer above the DAG, not inside it.
 
 Every (dataset, method, training seed) is one run: its train stage and its evaluate stage. A grid
 1. reproduces the shared stages (validate, data, corrupt, diffusion) once;
