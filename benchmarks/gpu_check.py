@@ -17,6 +17,7 @@ See docs/gpu-check.md for how to run it on a lent GPU and how to read the report
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import math
 import os
@@ -76,8 +77,11 @@ def normalized(name: str) -> str:
 
 
 def missing_wheels() -> list[str]:
-    """The carried modules that do not import here, each with its wheel and the error."""
-    missing = []
+    """The carried modules that are not installed, each with its wheel; when all are, the error of
+    any that does not import (diffusers checks the versions of its needs on import)."""
+    missing = [f"{wheel} (no module {module})" for module, wheel in CARRIED.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        return missing
     for module, wheel in CARRIED.items():
         try:
             importlib.import_module(module)
