@@ -157,6 +157,7 @@ METHODS: dict[str, str | dict[str, Any]] = {
 COMPILED = [("preact_resnet18", 32, 10, m) for m in ("plain", "mollification", "mc_dropout", "smoothing")] + [
     ("preact_resnet50", 32, 100, "plain"), ("wrn28_10", 32, 10, "plain"), ("preact_resnet50", 64, 200, "plain")]
 PRECISION_TIMESTEPS = (0, 10, 50, 100, 250, 500, 750, 999)
+COMPILE_ALLOWANCE_S = 60.0  # a compiled row's expected extra seconds (Inductor's compilation of one network)
 CLASSES_AT = {32: (10, 100), 64: (200,)}  # the datasets' class counts at each image side (grid.py's keys)
 MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
 
@@ -240,7 +241,8 @@ class Check:
                        "memory_gib": torch.cuda.get_device_properties(device).total_memory / 2**30 if device.type == "cuda" else None},
             "peak_bf16": self.peak,
             "settings": {"tiny": tiny, "batch": batch, "budget_s": budget_s, "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
-                         "channels_last": True},
+                         "channels_last": True, "sizes": self.sizes, "half_steps": sorted(BIG), "methods": dict(METHODS),
+                         "compiled_rows": [] if tiny else [f"{n}/{px}px {m}" for n, px, _, m in COMPILED]},
             "training": [], "diffaug_precision": {}, "evaluation": {}, "ddp": {},
         }
 
@@ -248,8 +250,9 @@ class Check:
         return time.perf_counter() - self.started
 
     def unet(self, size: int) -> Any:
-        """The DDPM-CIFAR-10-size UNet (untrained: speed and numerics do not depend on the weights) at
-        `size` px, or the demo UNet with --tiny; one per size, shared by the rows."""
+        """The DDPM-CIFAR-10-size UNet at `size` px, or the demo UNet with --tiny; one per size, shared by
+        the rows. Untrained: its speed does not depend on the weights (a trained one's precision errors may
+        differ from these)."""
         if size not in self.unets:
             torch.manual_seed(0)
             self.unets[size] = make_unet("demo" if self.tiny else "ddpm_cifar10", size).to(self.device)
@@ -487,7 +490,7 @@ def ddp(check: Check, mode: str) -> dict[str, Any]:
             if check.tiny:
                 command.append("--tiny")
             start = time.perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            done = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
             out["seconds"] = round(time.perf_counter() - start, 1)
             if done.returncode != 0:
                 raise RuntimeError(f"torchrun exited {done.returncode}: {(done.stdout + done.stderr)[-1500:]}")
@@ -584,10 +587,13 @@ def main(
                                         "(merged into the file if it exists; default: step_times.json beside --out)"),
     device: str = typer.Option("cuda", help="cuda (the check) or cpu (the dry run, with --tiny)"),
     tiny: bool = typer.Option(False, help="the dry run: a tiny network, the demo UNet, a few steps, no compiled rows"),
-    budget_s: float = typer.Option(450.0, help="start no training row after this many seconds (the rest are "
-                                   "reported as skipped): the whole run stays within 8 minutes"),
+    budget_s: float = typer.Option(420.0, help="start no training row that would end after this many seconds "
+                                   "(reported as skipped): the whole run stays within 8 minutes"),
     batch: int = typer.Option(None, help="images per step (default 128, the paper recipes'; 8 with --tiny)"),
     ddp_mode: str = typer.Option("auto", "--ddp", help="auto: 2-process DDP where two CUDA devices exist; on; off"),
+    network: list[str] = typer.Option([], help="train only these networks (a re-run of failed rows; default: all)"),
+    method: list[str] = typer.Option([], help="train only these methods (default: all)"),
+    compiled_rows: bool = typer.Option(True, "--compiled/--no-compiled", help="the compiled rows too"),
     ddp_worker_file: Path = typer.Option(None, "--ddp-worker", hidden=True),
 ) -> None:
     """Train every paper network x batch-level method briefly on the device and write the report."""
@@ -597,7 +603,6 @@ def main(
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA device here; for the dry run use --device cpu --tiny")
-    torch.backends.cudnn.benchmark = dev.type == "cuda"
     if dev.type == "cpu":  # the dry run's small tensors gain nothing from more threads, and a shared machine loses much
         torch.set_num_threads(1)
     check = Check(dev, tiny, out, step_times_out or out.with_name("step_times.json"), budget_s, batch or (8 if tiny else 128))
@@ -605,18 +610,23 @@ def main(
           f"budget {budget_s:.0f} s, report {out}", flush=True)
     check.report["diffaug_precision"] = diffaug_precision(check)
     check.save()
-    eager = [(net, size, classes, method, False) for net, size, classes in check.networks for method in METHODS]
-    compiled = [] if tiny else [(net, size, classes, method, True) for net, size, classes, method in COMPILED]
-    first, rest = eager[0], eager[1:]  # the evaluation network's plain row, then the evaluation paths
-    for i, spec in enumerate([first, "evaluation", "ddp", *rest, *compiled]):
+    if unknown := [m for m in method if m not in METHODS]:
+        sys.exit(f"gpu_check: unknown method {', '.join(unknown)}; choices: {', '.join(METHODS)}")
+    chosen = lambda net, m: (not network or net in network) and (not method or m in method)  # noqa: E731
+    eager = [(net, size, classes, m, False) for net, size, classes in check.networks for m in METHODS if chosen(net, m)]
+    compiled = [(net, size, classes, m, True) for net, size, classes, m in COMPILED if chosen(net, m)] if compiled_rows and not tiny else []
+    # the evaluation network's plain row first (its model goes through the evaluation paths), then those paths
+    for spec in [*eager[:1], "evaluation", "ddp", *eager[1:], *compiled]:
         if spec == "evaluation":
-            check.report["evaluation"] = evaluation(check)
+            evaluated = chosen(check.eval_network[0], "plain")
+            check.report["evaluation"] = evaluation(check) if evaluated else {
+                "status": f"skipped: the plain row of {check.eval_network[0]} was not chosen"}
         elif spec == "ddp":
             check.report["ddp"] = ddp(check, ddp_mode)
         else:
             net, size, classes, method, is_compiled = spec
-            # a row is started only if its like (the network's plain eager row) would end within the budget
-            estimate = check.row_seconds.get((net, size), 0.0) * (3 if is_compiled else 1)
+            # a row starts only if its like (the network's plain eager row, + compilation) would end within the budget
+            estimate = check.row_seconds.get((net, size), 0.0) + (COMPILE_ALLOWANCE_S if is_compiled else 0.0)
             if check.elapsed() + estimate > budget_s:
                 check.report["training"].append({"network": net, "image_size": size, "classes": classes, "method": method,
                                                  "compiled": is_compiled, "status": f"skipped: time budget ({budget_s:.0f} s)"})
