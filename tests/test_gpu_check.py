@@ -112,3 +112,17 @@ def test_wheel_list_is_pinned_to_the_lock_and_carries_what_the_image_lacks() -> 
     gpu_check = _gpu_check()
     assert set(gpu_check.CARRIED.values()) <= set(pins)
     assert not set(pins) & gpu_check.IMAGE_PACKAGES - {"typing-extensions", "zipp"}  # the image may hold older ones than pydantic and importlib-metadata need
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_with_the_rows_of_one_method(tmp_path: Path) -> None:
+    """2-process DDP through torchrun (gloo on the CPU), as the check runs it on two GPUs (slow: it
+    starts two more Python processes)."""
+    result = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--tiny", "--ddp", "on", "--method", "plain",
+                             "--out", str(tmp_path / "r.json")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [r["method"] for r in report["training"]] == ["plain"] and report["evaluation"]["status"] == "ok"
+    ddp = report["ddp"]
+    assert ddp["status"] == "ok" and ddp["world_size"] == 2 and ddp["steps"] == 12, ddp
+    assert ddp["loss_finite"] and ddp["loss_falling"] and ddp["images_per_s"] > 0, ddp
