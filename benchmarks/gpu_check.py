@@ -176,10 +176,11 @@ def sync(device: torch.device) -> None:
 
 def synthetic(n: int, size: int, classes: int, device: torch.device, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images (n, 3, size, size) and labels on `device`: a smooth random template per class
-    plus pixel noise, so that a network learns them within a few hundred steps."""
-    g = torch.Generator(device=device).manual_seed(seed)
-    templates = torch.rand(classes, 3, 4, 4, generator=g, device=device)
+    (the same for every seed: the held-out images are of the training classes) plus pixel noise, so
+    that a network learns them within a few hundred steps."""
+    templates = torch.rand(classes, 3, 4, 4, generator=torch.Generator(device=device).manual_seed(0), device=device)
     templates = torch.nn.functional.interpolate(templates, size=(size, size), mode="bilinear", align_corners=False)
+    g = torch.Generator(device=device).manual_seed(seed)
     labels = torch.randint(classes, (n,), generator=g, device=device)
     noise = torch.randn(n, 3, size, size, generator=g, device=device) * 0.15
     images = ((templates[labels] + noise).clamp(0, 1) * 255).round().to(torch.uint8)

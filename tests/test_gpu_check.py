@@ -74,6 +74,7 @@ def test_other_sections_and_imports(dry_run: tuple[dict, dict]) -> None:
     for metrics in (evaluation["clean"], evaluation["diffaug_ensemble"], *evaluation["corrupted_by_name"].values()):
         assert 0 <= metrics["acc"] <= 1 and math.isfinite(metrics["nll"])
     assert set(evaluation["certification"]["certified_accuracy"]) == {"0.0", "0.25", "0.5"}
+    assert evaluation["clean"]["acc"] > 0.2  # the trained model on held-out images of its classes (chance: 0.1)
     assert report["ddp"]["status"].startswith("skipped: no CUDA devices")
     assert report["device"]["type"] == "cpu" and report["peak_bf16"]["spec_tflops"] is None
     # everything imported is in the GPU image or carried as a wheel
