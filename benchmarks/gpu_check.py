@@ -645,11 +645,13 @@ def main(
                 print(f"[{check.elapsed():6.1f} s] {net}/{size}px {method}{' compiled' if is_compiled else ''}: "
                       f"{row['status']} {row.get('error', '')[:200]}", flush=True)
         check.save()
-    atomic_json(check.step_times_file, step_times(check))
-    check.report["step_times_file"] = str(check.step_times_file)
-    check.report["packages"] = imported_distributions()
-    allowed = IMAGE_PACKAGES | wheel_names() | NOT_NEEDED_THERE | {"mollify"}
-    check.report["imports_outside_image"] = sorted(set(check.report["packages"]) - allowed)
+    check.report["step_times"] = {"file": str(check.step_times_file)}
+    with caught(check.report["step_times"]):
+        atomic_json(check.step_times_file, step_times(check))
+    with caught(check.report.setdefault("imports", {})):
+        check.report["packages"] = imported_distributions()
+        allowed = IMAGE_PACKAGES | wheel_names() | NOT_NEEDED_THERE | {"mollify"}
+        check.report["imports_outside_image"] = sorted(set(check.report["packages"]) - allowed)
     check.save()
     print_table(check)
 
