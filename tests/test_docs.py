@@ -35,6 +35,7 @@ RUN_BY = [
     (r"uv run python stages/grid.py plan .*", "tests/test_grid.py::test_plan_counts_done_runs_and_hours_of_the_rest"),
     (r"uv run python stages/grid.py (local|collect)\b.*", "tests/test_grid_runs.py::test_two_local_workers_give_the_metrics_of_a_sequential_repro"),
     (r"uv run torchrun .*stages/train.py.*", "tests/training/test_distributed.py::test_ddp_takes_the_steps_of_one_process_with_the_same_global_batch"),
+    (r"uv run python benchmarks/gpu_check.py --device cpu --tiny .*", "tests/test_gpu_check.py::test_every_method_trains_with_a_finite_falling_loss"),
 ]
 
 
