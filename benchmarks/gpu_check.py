@@ -341,6 +341,8 @@ def train_row(check: Check, network: str, size: int, classes: int, method: str, 
                                               repeats=check.sizes["policy_repeats"])
         settings = TrainSettings(epochs=epochs, batch_size=batch, lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4,
                                  warmup_epochs=1, seed=0, compile=compiled)
+        if compiled:  # each compiled row compiles afresh: no row runs into another's recompilation limit
+            torch._dynamo.reset()
         reset_peak_memory(dev)
         started = time.perf_counter()
         history = train(model, images, labels, augment, normalize, recipe, loss_fn, settings, show_progress=False)
