@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 
 
-def _gpu_check():
-    sys.path.insert(0, str(SCRIPT.parent))  # its own imports (model_throughput) sit beside it
+def _gpu_check(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # its own imports (model_throughput) sit beside it
     spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -36,9 +36,9 @@ def dry_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
     return json.loads((out / "report.json").read_text()), json.loads((out / "step_times.json").read_text())
 
 
-def test_every_method_trains_with_a_finite_falling_loss(dry_run: tuple[dict, dict]) -> None:
+def test_every_method_trains_with_a_finite_falling_loss(dry_run: tuple[dict, dict], monkeypatch: pytest.MonkeyPatch) -> None:
     report, _ = dry_run
-    gpu_check = _gpu_check()
+    gpu_check = _gpu_check(monkeypatch)
     rows = report["training"]
     assert [(r["network"], r["method"], r["compiled"]) for r in rows] == [
         (net, method, False) for net, _, _ in gpu_check.TINY_NETWORKS for method in gpu_check.METHODS]
@@ -105,12 +105,12 @@ def test_a_missing_wheel_is_named(tmp_path: Path) -> None:
     assert "benchmarks/gpu_wheels.sh" in result.stderr and not (tmp_path / "r.json").exists()
 
 
-def test_wheel_list_is_pinned_to_the_lock_and_carries_what_the_image_lacks() -> None:
+def test_wheel_list_is_pinned_to_the_lock_and_carries_what_the_image_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
     lock = {p["name"]: p["version"] for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"]}
     lines = [line.split("#")[0].strip() for line in (ROOT / "benchmarks" / "gpu_wheels.txt").read_text().splitlines()]
     pins = dict(line.split("==") for line in lines if line)
     assert pins == {name: lock[name] for name in pins}
-    gpu_check = _gpu_check()
+    gpu_check = _gpu_check(monkeypatch)
     assert set(gpu_check.CARRIED.values()) <= set(pins)
     assert not set(pins) & gpu_check.IMAGE_PACKAGES - {"typing-extensions", "zipp"}  # the image may hold older ones than pydantic and importlib-metadata need
 
