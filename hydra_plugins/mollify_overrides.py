@@ -9,6 +9,9 @@ becomes DVC's error for the `--set-param` value, with the message of `mollify.co
 here, and not only in the pipeline's `validate` stage, matters: before it runs any stage,
 `dvc exp run` removes the outputs of stages that the new params take out of dvc.yaml (e.g.
 `-S 'datasets=[cifar11]'` drops `data@demo`).
+
+A config group option that conf/ lacks (`-S profile=nosuch`) is refused the same way, naming the
+folder and its options, instead of Hydra's "Could not find" that DVC reports as an unexpected error.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import copy
 
 from dvc.exceptions import InvalidArgumentError
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
-from hydra.errors import ConfigCompositionException
+from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 
 from mollify.config import parse_params
@@ -45,4 +48,22 @@ def _apply_and_validate(overrides: list, cfg: DictConfig) -> None:
         raise refused
 
 
+_load_configuration = ConfigLoaderImpl.load_configuration
+
+
+def _load_or_name_the_missing_option(self: ConfigLoaderImpl, config_name: str | None, overrides: list[str], *args, **kwargs):
+    try:
+        return _load_configuration(self, config_name, overrides, *args, **kwargs)
+    except MissingConfigException as e:
+        missing = e.missing_cfg_file or ""
+        group, _, option = missing.rpartition("/")
+        if not group:
+            raise
+        choices = ", ".join(e.options or []) or "none"
+        raise InvalidArgumentError(f"{SOURCE}: conf/{group}/ has no {option}.yaml, so `-S {group}={option}` names nothing. "
+                                   f"Options of {group}: {choices} (conf/{group}/<option>.yaml); fix the spelling "
+                                   f"or add conf/{group}/{option}.yaml.") from None
+
+
 ConfigLoaderImpl._apply_overrides_to_config = staticmethod(_apply_and_validate)
+ConfigLoaderImpl.load_configuration = _load_or_name_the_missing_option

@@ -27,7 +27,7 @@ def main(
     """Write data/<dataset>/corrupted/<corruption>/s<severity>.npy, labels.npy and source.json
     (generated here, or the official -C set downloaded, per corrupt.source), and a PNG of the first
     test image under every corruption and severity."""
-    cfg = load_params(params)
+    cfg = load_params(params, dataset=dataset)
     check_writable(paths.corruption_grid_file(dataset), folders=[paths.corrupted_dir(dataset)])
     c = cfg.corrupt
     out = paths.corrupted_dir(dataset)

@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from mollify import paths
-from mollify.cli import DATASET, PARAMS, run
+from mollify.cli import DATA_DATASET, PARAMS, run
 from mollify.config import load_params
 from mollify.data import prepare_dataset
 from mollify.io import check_writable
@@ -15,11 +15,11 @@ app = typer.Typer(add_completion=False)
 
 @app.command()
 def main(
-    dataset: str = DATASET,
+    dataset: str = DATA_DATASET,
     params: Path = PARAMS,
 ) -> None:
     """Generate the embedded demo set, or download, verify and convert a real dataset to .npy."""
-    cfg = load_params(params)
+    cfg = load_params(params, dataset=dataset)
     check_writable(folders=[paths.clean_dir(dataset)])
     meta = prepare_dataset(
         dataset, paths.clean_dir(dataset), download_dir=Path(cfg.data.download_dir), seed=cfg.seed,

@@ -20,7 +20,7 @@ def main(
 ) -> None:
     """Write data/<dataset>/diffusion (a diffusers DDPMPipeline), metrics/<dataset>/diffusion.json and
     plots/diffusion/<dataset>/ (denoising MSE vs t, training log); a killed run resumes."""
-    cfg = load_params(params)
+    cfg = load_params(params, dataset=dataset)
     check_writable(paths.diffusion_checkpoint(dataset), paths.diffusion_metrics_file(dataset),
                    folders=[paths.diffusion_dir(dataset), paths.diffusion_plots_dir(dataset)])
     metrics = prepare_diffusion(cfg, dataset, show_progress=interactive())

@@ -21,7 +21,7 @@ def main(
     params: Path = PARAMS,
 ) -> None:
     """Write plots/runs/<dataset>/<method>/seed<seed>/: summary.json and the plot data (*.csv)."""
-    cfg = load_params(params)
+    cfg = load_params(params, dataset=dataset, method=method, seed=seed)
     check_writable(paths.run_summary_file(dataset, method, seed),
                    folders=[paths.run_dir(dataset, method, seed), paths.evals_dir(dataset, method, seed)])
     summary = evaluate_method(cfg, dataset, method, seed)

@@ -20,7 +20,7 @@ def main(
 ) -> None:
     """Write data/<dataset>/ood/<set>.npy and sets.json (empty when evaluate.ood.enabled is false):
     CIFAR-100 / CIFAR-10 (near) and SVHN (far, downloaded and md5-checked), or the demo's novel shapes."""
-    cfg = load_params(params)
+    cfg = load_params(params, dataset=dataset)
     check_writable(folders=[paths.ood_dir(dataset)])
     sets = prepare_ood(dataset, paths.ood_dir(dataset), enabled=cfg.evaluate.ood.enabled, download_dir=Path(cfg.data.download_dir),
                        mirror=cfg.data.mirror, seed=cfg.seed, demo_size=cfg.data.demo.test_size)

@@ -21,7 +21,7 @@ def main(
 ) -> None:
     """Write metrics/<dataset>/<method>.json (DVC's headline), metrics/<dataset>/evals/<method>.json (the
     other evaluations and the deep ensembles) and plots/methods/<dataset>/<method>/summary.json."""
-    cfg = load_params(params)
+    cfg = load_params(params, dataset=dataset, method=method)
     check_writable(paths.metrics_file(dataset, method), paths.evals_metrics_file(dataset, method), paths.summary_file(dataset, method))
     summary = summarize_method(cfg, dataset, method)
     std = summary["std"]

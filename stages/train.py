@@ -21,7 +21,7 @@ def main(
     params: Path = PARAMS,
 ) -> None:
     """Train and write data/<dataset>/models/<method>/seed<seed>.pt; a killed run resumes from its last epoch."""
-    cfg = load_params(params)
+    cfg = load_params(params, dataset=dataset, method=method, seed=seed)
     check_writable(paths.model_file(dataset, method, seed), paths.checkpoint_file(dataset, method, seed),
                    folders=[paths.train_log_dir(dataset, method, seed)])
     history = train_method(cfg, dataset, method, seed, show_progress=interactive())

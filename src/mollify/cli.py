@@ -28,13 +28,29 @@ def run(app: typer.Typer) -> None:
     try:
         app()
     except MollifyError as e:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/bold red] {e}")
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/bold red] {e}{recovery_hint()}")
         sys.exit(2)
     except SystemExit as done:  # Typer's way to return; a failed stage prints only its error
-        if done.code in (0, None) and start_up is not None:
+        asked_for_help = any(arg in ("--help", "-h") for arg in sys.argv[1:])
+        if done.code in (0, None) and start_up is not None and not asked_for_help:
             log.info("stage time: %s: %.1f s (start-up and imports %.1f s)", " ".join([Path(sys.argv[0]).stem, *sys.argv[1:]]),
                      start_up + time.perf_counter() - started, start_up)
         raise
+
+
+# DVC removes a stage's outputs before it runs the stage; `validate` removes none (its outputs persist)
+RECOVERY = ("\nDVC removed the previous outputs of stage {stage} before running it: `git checkout -- . && "
+            "uv run dvc checkout` brings back the last committed results (`git stash` first keeps your uncommitted edits). To try a variant without touching the "
+            "workspace, run it with `uv run dvc exp run --temp -S ...` (or `--queue`, then `uv run dvc queue start`).")
+
+
+def recovery_hint() -> str:
+    """For a stage that fails under `dvc repro` / `dvc exp run` in the workspace: how to get the
+    previous results back (empty outside DVC, for `validate`, and in an experiment's temporary copy)."""
+    stage, root = os.environ.get("DVC_STAGE"), os.environ.get("DVC_ROOT", "")
+    if not stage or stage == "validate" or "/.dvc/tmp/exps/" in f"{root}/":
+        return ""
+    return RECOVERY.format(stage=stage)
 
 
 def seconds_since_process_start() -> float | None:
@@ -53,7 +69,10 @@ def interactive() -> bool:
 
 
 # the options the stage CLIs share
-DATASET = typer.Option(..., help="demo, cifar10, cifar100 or tinyimagenet (made by the data stage)")
-METHOD = typer.Option(..., help="a recipe name: a key of `recipes` in params.yaml")
+DATASET = typer.Option(..., help="an item of `datasets` in params.yaml (demo, cifar10, cifar100 or tinyimagenet), "
+                       "made by the data stage")
+DATA_DATASET = typer.Option(..., help="the dataset to make, an item of `datasets` in params.yaml: demo (generated), "
+                            "cifar10, cifar100 or tinyimagenet (downloaded)")
+METHOD = typer.Option(..., help="a recipe name listed in `methods` or `diffaug_methods` of params.yaml")
 SEED = typer.Option(0, min=0, help="training seed of the run (an item of `seeds` in params.yaml)")
 PARAMS = typer.Option("params.yaml", help="the params file")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from mollify.augment.soft_augmentation import soft_crop_off_from
 from mollify.corruptions.names import EXTRA, STANDARD
@@ -28,7 +28,9 @@ _RECIPE_KEYS = "Methods are the keys of `recipes` in params.yaml"
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `inf`, `.inf`, `1e400` and `nan` are refused for every float key, where any
+    # other out-of-range value is (an infinite learning rate would otherwise only show as a diverged run)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DemoDataConfig(Section):
@@ -285,12 +287,15 @@ class Params(Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     diffusion: DiffusionConfig = DiffusionConfig()
 
-    @field_validator("seeds")
+    @field_validator("seeds", "datasets", "methods", "diffaug_methods")
     @classmethod
-    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds {seeds} repeat a seed: each seed trains one model, list each once")
-        return seeds
+    def _listed_once(cls, items: list[Any], info: ValidationInfo) -> list[Any]:
+        repeated = sorted({str(item) for item in items if items.count(item) > 1})
+        if repeated:
+            what = {"seeds": "seed", "datasets": "dataset"}.get(info.field_name, "method")
+            raise ValueError(f"{info.field_name} lists {what} {', '.join(repeated)} more than once: each {what} names "
+                             "one set of stage runs, list each once")
+        return items
 
     @field_validator("datasets")
     @classmethod
@@ -365,6 +370,8 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{key}: required key is missing"
     if not key:  # a check across sections
         return message
+    if error["type"] == "finite_number":
+        return f"{key}: must be a finite number, not {error['input']!r} (inf, .inf, 1e400 and nan are refused for every float key)"
     return f"{key}: {message} (got {error['input']!r})"
 
 
@@ -398,12 +405,28 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
         raise MollifyError(f"{source}: invalid parameters:\n{problems}") from None
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def load_params(path: str | Path = "params.yaml", *, dataset: str | None = None, method: str | None = None,
+                seed: int | None = None) -> Params:
+    """The validated params of `path`; a stage CLI also passes the run it was asked for, which must be
+    one that the params list (else the run's outputs would be ones no stage of dvc.yaml declares)."""
     path = Path(path)
     if not path.is_file():
-        raise MollifyError(f"params file {path} not found: run from the repository root or pass --params.")
+        raise MollifyError(f"params file {path} not found: run from the repository root or pass --params "
+                           f"(`git checkout -- {path}` restores the committed one).")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise MollifyError(f"{path}: not valid YAML ({e})") from None
-    return parse_params(raw, str(path))
+    if raw is None:
+        raise MollifyError(f"{path} is empty: `git checkout -- {path}` restores the committed one "
+                           "(or write the sections: datasets, methods, recipes, corrupt, ...).")
+    cfg = parse_params(raw, str(path))
+    if method is not None:
+        cfg.recipe(method)  # an unknown recipe name: the message that lists the recipes
+    for option, value, key, listed in (("dataset", dataset, "datasets", cfg.datasets),
+                                       ("method", method, "methods` or `diffaug_methods", cfg.all_methods),
+                                       ("seed", seed, "seeds", cfg.seeds)):
+        if value is not None and value not in listed:
+            raise MollifyError(f"--{option} {value} is not in `{key}` of {path} (listed: {', '.join(map(str, listed))}): "
+                               f"choose one of those, or add it to `{key.split('`')[0]}` to run it.")
+    return cfg
