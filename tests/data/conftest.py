@@ -14,3 +14,12 @@ def server(tmp_path: Path):
     served.mkdir()
     with serve(served) as url:
         yield served, url
+
+
+@pytest.fixture
+def recorded_server(tmp_path: Path):
+    """As `server`, with the list of (path, Range header) of every request: (folder, URL, requests)."""
+    served, requests = tmp_path / "served", []
+    served.mkdir()
+    with serve(served, requests) as url:
+        yield served, url, requests

@@ -69,14 +69,78 @@ def test_checksum_mismatch_keeps_nothing(server, tmp_path):
     assert _leftovers(downloads) == [] and _leftovers(out) == []
 
 
-def test_truncated_download_keeps_nothing(server, tmp_path):
+def test_truncated_download_keeps_only_the_partial_file(server, tmp_path):
     served, url = server
     archive = served / "cifar-10-python.tar.gz"
     cifar_archive(archive, 10)
     dest = tmp_path / "downloads" / archive.name
-    with pytest.raises(MollifyError, match="truncated|broke off"):
+    size = archive.stat().st_size
+    with pytest.raises(MollifyError) as refused:
         download(f"{url}/truncated/{archive.name}", dest, md5sum(archive))
+    assert str(refused.value) == (f"download of {url}/truncated/{archive.name} is truncated: {size // 2} of {size} bytes; "
+                                  f"run again: it resumes from {dest}.partial.")
+    assert _leftovers(dest.parent) == [f"{archive.name}.partial"]
+    assert (dest.parent / f"{archive.name}.partial").read_bytes() == archive.read_bytes()[: size // 2]
+
+
+def test_download_cut_at_half_resumes_with_range(recorded_server, tmp_path, monkeypatch, caplog):
+    """The connection drops at 50 %; the next run asks for the rest, appends it and checks the md5
+    over the whole file (through the data stage's own path: the mirror, the md5, the conversion)."""
+    served, url, requests = recorded_server
+    archive = served / "cifar-10-python.tar.gz"
+    expected = cifar_archive(archive, 10)
+    _use_md5_of(monkeypatch, "cifar10", archive)
+    size, half = archive.stat().st_size, archive.stat().st_size // 2
+    out, downloads = tmp_path / "clean", tmp_path / "downloads"
+    with pytest.raises(MollifyError, match=f"truncated: {half} of {size} bytes; run again: it resumes"):
+        prepare_dataset("cifar10", out, download_dir=downloads, mirror=f"{url}/cut")
+    assert _leftovers(downloads) == [f"{archive.name}.partial"] and _leftovers(out) == []
+    with caplog.at_level("INFO", logger="mollify"):
+        prepare_dataset("cifar10", out, download_dir=downloads, mirror=f"{url}/cut")
+    assert f"{archive.name}: resuming at {half} bytes" in caplog.text
+    assert requests == [(f"/cut/{archive.name}", None), (f"/cut/{archive.name}", f"bytes={half}-")]
+    assert _leftovers(downloads) == [archive.name] and md5sum(downloads / archive.name) == md5sum(archive)
+    np.testing.assert_array_equal(load_split(out, "test")[0], expected["test_x"])
+
+
+def test_server_without_range_starts_over_and_says_so(recorded_server, tmp_path, caplog):
+    served, url, requests = recorded_server
+    archive = served / "cifar-10-python.tar.gz"
+    cifar_archive(archive, 10)
+    dest = tmp_path / "downloads" / archive.name
+    dest.parent.mkdir()
+    (dest.parent / f"{archive.name}.partial").write_bytes(archive.read_bytes()[:1000])
+    with caplog.at_level("INFO", logger="mollify"):
+        download(f"{url}/norange/{archive.name}", dest, md5sum(archive))
+    assert requests == [(f"/norange/{archive.name}", "bytes=1000-")]
+    assert caplog.messages == [f"{url}/norange/{archive.name}: the server does not support resuming (no HTTP Range); "
+                               "starting over from byte 0"]
+    assert dest.read_bytes() == archive.read_bytes() and _leftovers(dest.parent) == [archive.name]
+
+
+def test_resumed_download_with_wrong_bytes_fails_the_md5_and_keeps_nothing(server, tmp_path):
+    """The md5 covers the whole file, the bytes from before the cut too."""
+    served, url = server
+    archive = served / "cifar-10-python.tar.gz"
+    cifar_archive(archive, 10)
+    dest = tmp_path / "downloads" / archive.name
+    dest.parent.mkdir()
+    (dest.parent / f"{archive.name}.partial").write_bytes(b"x" * 1000)
+    with pytest.raises(MollifyError, match=f"md5 mismatch for {url}/{archive.name}: got .*; nothing was kept"):
+        download(f"{url}/{archive.name}", dest, md5sum(archive))
     assert _leftovers(dest.parent) == []
+
+
+def test_complete_partial_file_is_verified_and_kept(server, tmp_path):
+    """A partial file that already holds every byte (the server answers 416 to its Range)."""
+    served, url = server
+    archive = served / "cifar-10-python.tar.gz"
+    cifar_archive(archive, 10)
+    dest = tmp_path / "downloads" / archive.name
+    dest.parent.mkdir()
+    (dest.parent / f"{archive.name}.partial").write_bytes(archive.read_bytes())
+    assert download(f"{url}/{archive.name}", dest, md5sum(archive)) == dest
+    assert _leftovers(dest.parent) == [archive.name] and dest.read_bytes() == archive.read_bytes()
 
 
 def test_no_network_says_what_to_do(tmp_path):
