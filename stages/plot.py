@@ -67,6 +67,12 @@ _COMBINED = {
 }
 
 
+# the comparison CSVs of the evaluations that may be off, with the columns of their plots in dvc.yaml
+_OFF_HEADERS = {**{combined: tuple(dict.fromkeys(("dataset", "method", "evaluation", *by, *values)))
+                   for combined, by, values in _COMBINED.values()},
+                "deep_ensemble": ("dataset", "method", "size", "acc", "nll", "ece")}
+
+
 def _deep_ensembles(summaries: dict[tuple[str, str], dict]) -> dict[str, list[dict[str, object]]]:
     """Clean accuracy / NLL / ECE against ensemble size (summarize's `deep_ensemble`), where computed."""
     rows = [{"dataset": dataset, "method": method, "size": int(size), **{k: row[k] for k in ("acc", "nll", "ece")}}
@@ -141,6 +147,9 @@ def main(params: Path = PARAMS) -> None:
     evals.update(_deep_ensembles(summaries))
     for name, rows in evals.items():
         save_csv(paths.compare_dir() / f"{name}.csv", rows)
+    for name, header in _OFF_HEADERS.items():  # an evaluation that is off: its file with the header alone, which
+        if name not in evals:                  # `dvc plots show` / `diff` load as an empty plot (a missing one fails)
+            save_csv(paths.compare_dir() / f"{name}.csv", [], header)
     _other_figures(evals, paths.figures_dir())
     save_csv(paths.compare_dir() / "error_vs_severity.csv", severity)
     save_csv(paths.compare_dir() / "corruption_error.csv", corruption)

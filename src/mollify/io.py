@@ -12,7 +12,7 @@ import os
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -173,10 +173,11 @@ def load_checkpoint(path: Path | None, fingerprint: dict[str, str]) -> dict[str,
     return state
 
 
-def save_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
-    """Rows of equal keys as CSV (the format `dvc plots` reads), written atomically."""
+def save_csv(path: str | Path, rows: list[dict[str, Any]], header: Sequence[str] = ()) -> None:
+    """Rows of equal keys as CSV (the format `dvc plots` reads), written atomically; no rows: the
+    `header` line alone."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else list(header))
         writer.writeheader()
         writer.writerows(rows)
 
