@@ -255,6 +255,9 @@ def findings_table(summaries: dict[tuple[str, str], dict[str, Any]], features: d
             scale, digits = (100, 2) if key in ("mce", "err", "ece") else (1, 3)
             cells = [f"{scale * v:.{digits}f}" for v in (ours, theirs, diff)] + [f"{scale * spread:.{digits}f}" if spread is not None else "-"]
             lines.append(f"| {dataset} | {method} | lower {label} | " + " | ".join(cells) + f" | {verdict} |")
+    if len(lines) == 2:  # no row: a sentence, as the published-numbers section writes
+        return (f"No method beside {baseline} has a paper claim to test (a recipe with mollify, diffaug or smoothing, "
+                "listed in `methods` or `diffaug_methods`): there is no verdict to give.\n")
     return "\n".join(lines) + "\n"
 
 
