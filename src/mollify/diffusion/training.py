@@ -46,12 +46,13 @@ def _ema_update(ema: UNet2DModel, model: UNet2DModel, decay: float) -> None:
 def train_diffusion(unet: UNet2DModel, images: torch.Tensor, held_out: torch.Tensor, settings: DiffusionSettings,
                     checkpoint: Path | None = None, fingerprint: dict[str, str] | None = None,
                     show_progress: bool = True, divergence_hint: str = "Lower the learning rate.",
-                    ) -> tuple[UNet2DModel, list[dict[str, Any]]]:
+                    seconds: dict[str, float] | None = None) -> tuple[UNet2DModel, list[dict[str, Any]]]:
     """Train `unet` on uint8 `images` (on its device) with DDPM's loss ||eps - eps_theta(x_t, t)||^2,
     t ~ U{0..T-1}, Adam; returns the EMA weights (decay warmed up as min(decay, (1+n)/(10+n))) and
     the log: training loss, and every `eval_every` steps the EMA model's denoising MSE on `held_out`.
     With `checkpoint`, state is saved at each evaluation and a matching one is resumed from. A loss
-    that is not finite or above `DIFFUSION_LOSS_BOUND` raises `Diverged` before anything is saved."""
+    that is not finite or above `DIFFUSION_LOSS_BOUND` raises `Diverged` before anything is saved.
+    `seconds` gets the wall time of the training steps and of the evaluations with their checkpoints."""
     from diffusers import UNet2DModel
 
     device = images.device
@@ -75,6 +76,7 @@ def train_diffusion(unet: UNet2DModel, images: torch.Tensor, held_out: torch.Ten
     with Progress(*columns, disable=not show_progress) as progress:
         task = progress.add_task("diffusion", total=settings.steps, completed=start, loss=math.nan, ips=0.0)
         loss_sum, started, since = torch.zeros((), device=device), time.perf_counter(), start
+        loop_started, evaluation_s = started, 0.0
         for step in range(start, settings.steps):
             # a generator per step: a resumed run draws what an uninterrupted one would
             g = seeded_generator(settings.seed, step, device)
@@ -94,6 +96,7 @@ def train_diffusion(unet: UNet2DModel, images: torch.Tensor, held_out: torch.Ten
             guard.update(step, loss)
             done = step + 1
             if done % settings.eval_every == 0 or done == settings.steps:
+                evaluated = time.perf_counter()
                 guard.check(lambda _: settings.lr, divergence_hint)
                 mse = denoising_mse(ema, held_out, list(settings.eval_timesteps), abar, settings.seed)
                 log.append({"step": done, "train_loss": float(loss_sum) / (done - since),
@@ -107,4 +110,8 @@ def train_diffusion(unet: UNet2DModel, images: torch.Tensor, held_out: torch.Ten
                     save_torch(checkpoint, {"unet": unet.state_dict(), "ema": ema.state_dict(),
                                             "optimizer": optimizer.state_dict(), "step": done, "log": log,
                                             "fingerprint": fingerprint, "settings": asdict(settings)})
+                evaluation_s += time.perf_counter() - evaluated
+    if seconds is not None:
+        seconds["training steps"] = time.perf_counter() - loop_started - evaluation_s
+        seconds["held-out MSE and checkpoints"] = evaluation_s
     return ema, log

@@ -4,10 +4,8 @@ the DiffAug Ensemble beside them, and the comparison papers' other evaluations, 
 from __future__ import annotations
 
 import logging
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -29,6 +27,7 @@ from mollify.evaluation.predict import (Transform, member_streams, perturbation_
 from mollify.evaluation.summary import summarize, summary_keys
 from mollify.io import load_images, load_json, load_npy, save_csv, save_json
 from mollify.models import is_stochastic
+from mollify.timing import parts_text, timed
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +89,17 @@ def evaluate_method(cfg: Params, dataset: str, method: str, seed: int = 0) -> di
         return rows
 
     seconds: dict[str, float] = {}  # wall time of each part, logged at the end
-    with _timed(seconds, "clean"):
+    with timed(seconds, "clean"):
         clean_probs = plain(x)
         clean = metrics_of(clean_probs, y)
-    with _timed(seconds, "corrupted"):
+    with timed(seconds, "corrupted"):
         table = corruption_table(plain_corrupted)
     summary = summarize(clean, table)
     summary["corrupted_source"] = load_json(paths.corrupted_dir(dataset) / "source.json")
     if stochastic:
         summary["mc_samples"] = cfg.evaluate.mc_samples
         summary["mc_samples_corrupted"] = cfg.evaluate.mc_samples_corrupted
-        with _timed(seconds, "MC-dropout sweep"):
+        with timed(seconds, "MC-dropout sweep"):
             summary["mc_sweep"] = {str(n): metrics_of(plain(x, n), y) for n in cfg.evaluate.mc_sweep}
 
     # DiffAug Ensemble beside the default evaluation, on the same images
@@ -113,7 +112,7 @@ def evaluate_method(cfg: Params, dataset: str, method: str, seed: int = 0) -> di
         return predict_probs_ensemble(model, images, normalize, device, diffaug, streams, batch, precision, samples)
 
     n = de.corrupted_images
-    with _timed(seconds, "DiffAug Ensemble"):
+    with timed(seconds, "DiffAug Ensemble"):
         default = summary if n is None else summarize(clean, corruption_table(plain_corrupted, n))
         ensemble_clean = metrics_of(ensemble(x), y)
         summary["diffaug_ensemble"] = {
@@ -133,7 +132,7 @@ def evaluate_method(cfg: Params, dataset: str, method: str, seed: int = 0) -> di
         return predict_probs_ensemble(model, images, normalize, device, diffaug, member_streams(cfg.seed, [t], device),
                                       batch, precision, samples)
 
-    with _timed(seconds, "entropy"):
+    with timed(seconds, "entropy"):
         entropy = diffaug_entropy(member, x[: de.entropy_images], y[: de.entropy_images], range(0, 1000, de.entropy_step))
     save_csv(out / "diffaug_entropy.csv", entropy)
     rel = reliability_bins(clean_probs, torch.from_numpy(y), bins)
@@ -141,16 +140,8 @@ def evaluate_method(cfg: Params, dataset: str, method: str, seed: int = 0) -> di
         {"bin": b, "confidence": float(rel["confidence"][b]), "accuracy": float(rel["accuracy"][b]), "count": int(rel["count"][b])}
         for b in range(bins)
     ])
-    log.info("evaluate %s/%s/seed%d parts: %s", dataset, method, seed, ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
+    log.info("evaluate %s/%s/seed%d parts: %s", dataset, method, seed, parts_text(seconds))
     return summary
-
-
-@contextmanager
-def _timed(seconds: dict[str, float], part: str) -> Iterator[None]:
-    """Add the wall time of the block to seconds[part]."""
-    start = time.perf_counter()
-    yield
-    seconds[part] = seconds.get(part, 0.0) + time.perf_counter() - start
 
 
 # noise streams of the evaluations apart from each other (and from the DiffAug-Ensemble members, seeded by t < 1000)
@@ -180,16 +171,16 @@ def other_evaluations(cfg: Params, dataset: str, x: np.ndarray, y: np.ndarray,
     for name, (sweep, perturb, visible) in sweeps.items():
         if sweep.enabled:
             images, labels = x[: sweep.images], y[: sweep.images]
-            with _timed(seconds, name):
+            with timed(seconds, name):
                 rows = perturbation_sweep(lambda transform: predict(images, transform=transform), labels, sweep.levels, perturb,
                                           metrics_of, stream_seed(cfg.seed, _STREAMS[name]), device, visible)
             save_csv(out / f"{name}.csv", rows)
             results[name] = {f"{row['level']:g}": {k: v for k, v in row.items() if k != "level"} for row in rows}
     if ev.ood.enabled:
-        with _timed(seconds, "ood"):
+        with timed(seconds, "ood"):
             results["ood"] = _ood_evaluation(cfg, dataset, x, predict, ensemble, out)
     if ev.certify.enabled:
-        with _timed(seconds, "certify"):
+        with timed(seconds, "certify"):
             results["certified"] = _certify_evaluation(cfg, x, y, meta.num_classes, predict, diffaug, device, out)
     return results
 
