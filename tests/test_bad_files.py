@@ -157,6 +157,37 @@ CASES = [
 ]
 
 
+
+def _not_listed(option: str, value: str, key: str, listed: str) -> str:
+    return (f"--{option} {value} is not in `{key}` of params.yaml (listed: {listed}): choose one of those, or add it to "
+            f"`{key.split('`')[0]}` to run it.")
+
+
+# a run that params.yaml does not list: refused before any work (its outputs would be ones no stage declares)
+CASES += [
+    ("dataset not in datasets", ("train", "--dataset", "nosuch", "--method", "baseline"), lambda: None,
+     _not_listed("dataset", "nosuch", "datasets", "demo")),
+    ("data stage for a dataset not in datasets", ("data", "--dataset", "cifar10"), lambda: None,
+     _not_listed("dataset", "cifar10", "datasets", "demo")),
+    ("method not in methods", ("train", "--dataset", "demo", "--method", "mollify", "--seed", "0"), lambda: None,
+     _not_listed("method", "mollify", "methods` or `diffaug_methods", "baseline")),
+    ("seed not in seeds", (*TRAIN, "--seed", "7"), lambda: None, _not_listed("seed", "7", "seeds", "0")),
+    ("seed not in seeds (evaluate)", (*EVALUATE, "--seed", "7"), lambda: None, _not_listed("seed", "7", "seeds", "0")),
+    ("method not in methods (summarize)", ("summarize", "--dataset", "demo", "--method", "nfm"), lambda: None,
+     _not_listed("method", "nfm", "methods` or `diffaug_methods", "baseline")),
+    ("empty params.yaml", TRAIN, lambda: Path("params.yaml").write_text(""),
+     "params.yaml is empty: `git checkout -- params.yaml` restores the committed one (or write the sections: datasets, "
+     "methods, recipes, corrupt, ...)."),
+    ("missing params.yaml", TRAIN, lambda: Path("params.yaml").unlink(),
+     "params file params.yaml not found: run from the repository root or pass --params (`git checkout -- params.yaml` "
+     "restores the committed one)."),
+    ("infinite lr typed into params.yaml", TRAIN,
+     lambda: Path("params.yaml").write_text(Path("params.yaml").read_text().replace("lr: 0.1", "lr: .inf")),
+     "params.yaml: invalid parameters:\n  - train.lr: must be a finite number, not inf (inf, .inf, 1e400 and nan are "
+     "refused for every float key)"),
+]
+
+
 @pytest.mark.parametrize(("stage", "damage", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_file_gets_one_message_and_changes_nothing(workspace, monkeypatch, capsys, stage, damage, message):
     damage()
@@ -164,7 +195,7 @@ def test_bad_file_gets_one_message_and_changes_nothing(workspace, monkeypatch, c
     assert call_stage(*stage, monkeypatch=monkeypatch) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}"), err
-    assert err.count("error:") == 1 and "Traceback" not in err and err.count("\n") == 1
+    assert err.count("error:") == 1 and "Traceback" not in err and err.count("\n") == 1 + message.count("\n")
     assert _snapshot(workspace) == before
 
 
