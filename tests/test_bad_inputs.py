@@ -8,9 +8,11 @@ params file is restored from git afterwards.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,6 +122,15 @@ DATASET = ("datasets: unknown dataset 'cifar11'. Did you mean 'cifar10'? Choices
            "tinyimagenet (got ['cifar11'])\n")
 NOT_AN_INT = "Input should be a valid integer, unable to parse string as an integer"
 
+
+def _not_finite(key: str, value: str) -> str:
+    return f"{key}: must be a finite number, not {value} (inf, .inf, 1e400 and nan are refused for every float key)\n"
+
+
+def _twice(key: str, what: str, name: str) -> str:
+    return (f"{key}: {key} lists {what} {name} more than once: each {what} names one set of stage runs, list each once "
+            f"(got [{name!r}, {name!r}])\n")
+
 # `-S` overrides (dvc exp run): the composed params are validated by hydra_plugins/mollify_overrides.py
 # before DVC writes params.yaml or touches any output
 SET = "params.yaml as composed by dvc exp run: " + INVALID
@@ -144,6 +155,11 @@ SET_CASES = [
     ("diffaug_methods=[baseline]", "method 'baseline' in `diffaug_methods` does not use DiffAug: move it to `methods`\n"),
     ("recipes.baseline.augment=[mixup,cutmix]", "recipes.baseline.augment: mixup and cutmix exclude each other "
                                                 "(one batch-level mix per recipe) (got ['mixup', 'cutmix'])\n"),
+    ("train.lr=inf", _not_finite("train.lr", "inf")),
+    ("train.lr=1e400", _not_finite("train.lr", "inf")),
+    ("recipes.mollify.mollify.alpha=nan", _not_finite("recipes.mollify.mollify.alpha", "nan")),
+    ("methods=[baseline,baseline]", _twice("methods", "method", "baseline")),
+    ("datasets=[demo,demo]", _twice("datasets", "dataset", "demo")),
 ]
 
 # params.yaml edited by hand, then `dvc repro`: the validate stage, first in the DAG
@@ -160,6 +176,11 @@ EDIT_CASES = [
      "corrupt.source=official: the demo dataset has no official corrupted set; use corrupt.source=generate\n"),
     ("evaluate.ece_bins: 0", lambda p: _set(p, "evaluate.ece_bins", 0), "evaluate.ece_bins: Input should be greater than 0 (got 0)\n"),
     ("train.batch_size: 128x", lambda p: _set(p, "train.batch_size", "128x"), f"train.batch_size: {NOT_AN_INT} (got '128x')\n"),
+    ("train.lr: .inf", lambda p: _set(p, "train.lr", float("inf")), _not_finite("train.lr", "inf")),
+    ("train.lr: 1e400", lambda p: _set(p, "train.lr", "1e400"), _not_finite("train.lr", "'1e400'")),
+    ("evaluate.certify.sigmas: [.nan]", lambda p: _set(p, "evaluate.certify.sigmas", [float("nan")]),
+     _not_finite("evaluate.certify.sigmas.0", "nan")),
+    ("methods: [baseline, baseline]", lambda p: _set(p, "methods", ["baseline", "baseline"]), _twice("methods", "method", "baseline")),
 ]
 
 
@@ -223,3 +244,69 @@ def test_valid_edit_reruns_only_validate(workspace):
     assert (workspace / "data/settings/train/demo-baseline-0.json").is_file()
     changed = {path for path in before if after.get(path) != before[path]}
     assert changed == {"dvc.lock"}
+
+
+def test_missing_profile_is_named_with_its_options(workspace):
+    before = _outputs(workspace)
+    result = _dvc("exp", "run", "-S", "profile=nosuch", cwd=workspace)
+    _git("checkout", "--", "params.yaml", cwd=workspace)
+    _assert_refused(result, "params.yaml as composed by dvc exp run: conf/profile/ has no nosuch.yaml, so `-S profile=nosuch` "
+                            "names nothing. Options of profile: nfm, paper, smoothing, softaug (conf/profile/<option>.yaml); "
+                            "fix the spelling or add conf/profile/nosuch.yaml.", before, workspace)
+
+
+@pytest.mark.parametrize("damage", ["empty", "missing"])
+def test_empty_or_missing_params_file_removes_nothing_and_validate_names_it(workspace, damage):
+    """DVC parses dvc.yaml (its `foreach: ${datasets}`) before any stage runs, so `dvc repro`'s own
+    message stays; it removes nothing, and the validate stage, the documented first command, names
+    the file and the fix."""
+    before = _outputs(workspace)
+    params_file = workspace / "params.yaml"
+    params_file.write_text("") if damage == "empty" else params_file.unlink()
+    repro = _dvc("repro", cwd=workspace)
+    validate = _run(sys.executable, "stages/validate.py", cwd=workspace)
+    _git("checkout", "--", "params.yaml", cwd=workspace)
+    assert repro.returncode != 0 and "Could not find 'datasets'" in repro.stderr, repro.stdout + repro.stderr
+    assert validate.returncode == 2
+    assert validate.stderr == {
+        "empty": "error: params.yaml is empty: `git checkout -- params.yaml` restores the committed one (or write the "
+                 "sections: datasets, methods, recipes, corrupt, ...).\n",
+        "missing": "error: params file params.yaml not found: run from the repository root or pass --params "
+                   "(`git checkout -- params.yaml` restores the committed one).\n"}[damage]
+    assert _outputs(workspace) == before
+
+
+def _contents(ws: Path) -> dict[str, str]:
+    """Every file the pipeline made (and dvc.lock, params.yaml), by content."""
+    files = [p for d in ("data", "metrics", "plots") for p in (ws / d).rglob("*") if p.is_file()]
+    return {str(p.relative_to(ws)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in files + [ws / "dvc.lock", ws / "params.yaml"]}
+
+
+def test_failed_experiment_in_the_workspace_says_how_to_get_the_results_back(workspace):
+    """`dvc exp run` in the workspace removes a stage's outputs before running it; the failed stage
+    says how to get them back, and what it says brings back every earlier output byte for byte."""
+    before = _contents(workspace)
+    result = _dvc("exp", "run", "-S", "train.lr=1e8", cwd=workspace)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "error: training diverged at step" in output, output
+    assert ("DVC removed the previous outputs of stage train@demo-baseline-0 before running it: `git checkout -- . && "
+            "uv run dvc checkout` brings back the last committed results (`git stash` first keeps your uncommitted "
+            "edits). To try a variant without touching the workspace, run it with `uv run dvc exp run --temp -S ...` "
+            "(or `--queue`, then `uv run dvc queue start`).") in " ".join(output.split()), output
+    assert not (workspace / "data/demo/models/baseline/seed0.pt").exists()  # what the hint is for
+    _git("checkout", "--", ".", cwd=workspace)
+    restored = _dvc("checkout", cwd=workspace)
+    assert restored.returncode == 0, restored.stderr
+    assert _contents(workspace) == before
+
+
+def test_plots_load_with_every_other_evaluation_off(workspace):
+    """The tiny pipeline runs none of the other evaluations: their comparison CSVs hold the header
+    alone and their figures are absent from the declared folder; `dvc plots` loads every plot."""
+    assert (workspace / "plots/compare/occlusion.csv").read_text() == \
+        "dataset,method,evaluation,level,visible,acc,nll,ece\n"
+    assert not (workspace / "plots/figures/occlusion_accuracy.png").exists()
+    for args in (("plots", "show"), ("plots", "diff", "HEAD")):
+        result = _dvc(*args, cwd=workspace)
+        assert result.returncode == 0 and "failed to load" not in result.stdout + result.stderr, result.stdout + result.stderr
