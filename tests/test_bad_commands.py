@@ -11,11 +11,14 @@ import subprocess
 import sys
 
 import pytest
+import typer
 import yaml
 
 from mollify import paths
+from mollify.cli import RECOVERY, run
 from mollify.data import DATASETS
 from mollify.data.download import md5sum
+from mollify.errors import MollifyError
 from mollify.evaluation.summary import mean_over_seeds
 from mollify.report.page import offline_page
 from mollify.report.plots import findings_table
@@ -101,3 +104,35 @@ def test_data_stage_resumes_a_download_cut_at_half(tmp_path, monkeypatch, caplog
     assert requests[-1] == (f"/cut/{archive.name}", f"bytes={half}-")
     assert md5sum(workspace / "downloads" / archive.name) == md5sum(archive)
     assert (paths.clean_dir("cifar10") / "train_x.npy").is_file()
+
+
+def _failing_app(error: Exception) -> typer.Typer:
+    app = typer.Typer(add_completion=False)
+
+    @app.command()
+    def main() -> None:
+        raise error
+
+    return app
+
+
+@pytest.mark.parametrize(("stage", "root", "shown"), [
+    ("train@demo-baseline-0", "/repo", True),
+    ("validate", "/repo", False),  # its outputs persist: nothing was removed
+    ("train@demo-baseline-0", "/repo/.dvc/tmp/exps/tmpab12", False),  # `dvc exp run --temp` / a queued run's copy
+    (None, None, False),  # not under DVC
+])
+def test_a_failed_stage_under_dvc_says_how_to_get_the_results_back(monkeypatch, capsys, stage, root, shown):
+    for name, value in (("DVC_STAGE", stage), ("DVC_ROOT", root)):
+        monkeypatch.setenv(name, value) if value else monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "argv", ["stages/train.py"])
+    hint = RECOVERY.format(stage=stage).lstrip("\n")
+    with pytest.raises(SystemExit) as done:
+        run(_failing_app(MollifyError("training diverged")))
+    assert done.value.code == 2
+    assert capsys.readouterr().err == "error: training diverged\n" + (hint + "\n" if shown else "")
+    if shown:  # any other failure: the traceback, then the same lines
+        with pytest.raises(SystemExit) as done:
+            run(_failing_app(RuntimeError("CUDA out of memory")))
+        err = capsys.readouterr().err
+        assert done.value.code == 1 and "RuntimeError: CUDA out of memory\n" in err and err.endswith(hint + "\n")

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import typer
@@ -18,7 +19,8 @@ log = logging.getLogger("mollify")
 
 
 def run(app: typer.Typer) -> None:
-    """Run a Typer app; a MollifyError prints `error: <what is wrong and how to fix it>`, exit 2.
+    """Run a Typer app; a MollifyError prints `error: <what is wrong and how to fix it>`, exit 2
+    (under DVC, and after any other failure's traceback there, how to get the previous results back).
     The library's log lines (resumed or ignored checkpoints, epochs without a terminal) go to stderr,
     and last the stage's wall time with its start-up part (interpreter and imports), which
     benchmarks/stage_times.py collects from a `dvc repro` log."""
@@ -30,6 +32,12 @@ def run(app: typer.Typer) -> None:
     except MollifyError as e:
         Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/bold red] {e}{recovery_hint()}")
         sys.exit(2)
+    except Exception:  # a failure nobody foresaw: its traceback, then how to get the previous results back
+        if not recovery_hint():
+            raise
+        traceback.print_exc()
+        print(recovery_hint().lstrip("\n"), file=sys.stderr)
+        sys.exit(1)
     except SystemExit as done:  # Typer's way to return; a failed stage prints only its error
         asked_for_help = any(arg in ("--help", "-h") for arg in sys.argv[1:])
         if done.code in (0, None) and start_up is not None and not asked_for_help:
@@ -39,9 +47,10 @@ def run(app: typer.Typer) -> None:
 
 
 # DVC removes a stage's outputs before it runs the stage; `validate` removes none (its outputs persist)
-RECOVERY = ("\nDVC removed the previous outputs of stage {stage} before running it: `git checkout -- . && "
-            "uv run dvc checkout` brings back the last committed results (`git stash` first keeps your uncommitted edits). To try a variant without touching the "
-            "workspace, run it with `uv run dvc exp run --temp -S ...` (or `--queue`, then `uv run dvc queue start`).")
+RECOVERY = ("\nDVC removed the previous outputs of stage {stage} before running it: `git checkout -- . && uv run dvc "
+            "checkout` brings back the last committed results (`git stash` first keeps your uncommitted edits). To try "
+            "a variant without touching the workspace, run it with `uv run dvc exp run --temp -S ...` (or `--queue`, "
+            "then `uv run dvc queue start`).")
 
 
 def recovery_hint() -> str:

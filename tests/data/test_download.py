@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -103,13 +104,20 @@ def test_download_cut_at_half_resumes_with_range(recorded_server, tmp_path, monk
     np.testing.assert_array_equal(load_split(out, "test")[0], expected["test_x"])
 
 
-def test_server_without_range_starts_over_and_says_so(recorded_server, tmp_path, caplog):
-    served, url, requests = recorded_server
+def _half_done(served: Path, tmp_path: Path, partial: Callable[[bytes], bytes]) -> tuple[Path, Path]:
+    """A served archive and an unfinished download of it holding `partial(the archive's bytes)`:
+    (the archive, the download's target)."""
     archive = served / "cifar-10-python.tar.gz"
     cifar_archive(archive, 10)
     dest = tmp_path / "downloads" / archive.name
     dest.parent.mkdir()
-    (dest.parent / f"{archive.name}.partial").write_bytes(archive.read_bytes()[:1000])
+    (dest.parent / f"{archive.name}.partial").write_bytes(partial(archive.read_bytes()))
+    return archive, dest
+
+
+def test_server_without_range_starts_over_and_says_so(recorded_server, tmp_path, caplog):
+    served, url, requests = recorded_server
+    archive, dest = _half_done(served, tmp_path, lambda data: data[:1000])
     with caplog.at_level("INFO", logger="mollify"):
         download(f"{url}/norange/{archive.name}", dest, md5sum(archive))
     assert requests == [(f"/norange/{archive.name}", "bytes=1000-")]
@@ -121,11 +129,7 @@ def test_server_without_range_starts_over_and_says_so(recorded_server, tmp_path,
 def test_resumed_download_with_wrong_bytes_fails_the_md5_and_keeps_nothing(server, tmp_path):
     """The md5 covers the whole file, the bytes from before the cut too."""
     served, url = server
-    archive = served / "cifar-10-python.tar.gz"
-    cifar_archive(archive, 10)
-    dest = tmp_path / "downloads" / archive.name
-    dest.parent.mkdir()
-    (dest.parent / f"{archive.name}.partial").write_bytes(b"x" * 1000)
+    archive, dest = _half_done(served, tmp_path, lambda data: b"x" * 1000)
     with pytest.raises(MollifyError, match=f"md5 mismatch for {url}/{archive.name}: got .*; nothing was kept"):
         download(f"{url}/{archive.name}", dest, md5sum(archive))
     assert _leftovers(dest.parent) == []
@@ -134,11 +138,7 @@ def test_resumed_download_with_wrong_bytes_fails_the_md5_and_keeps_nothing(serve
 def test_complete_partial_file_is_verified_and_kept(server, tmp_path):
     """A partial file that already holds every byte (the server answers 416 to its Range)."""
     served, url = server
-    archive = served / "cifar-10-python.tar.gz"
-    cifar_archive(archive, 10)
-    dest = tmp_path / "downloads" / archive.name
-    dest.parent.mkdir()
-    (dest.parent / f"{archive.name}.partial").write_bytes(archive.read_bytes())
+    archive, dest = _half_done(served, tmp_path, lambda data: data)
     assert download(f"{url}/{archive.name}", dest, md5sum(archive)) == dest
     assert _leftovers(dest.parent) == [archive.name] and dest.read_bytes() == archive.read_bytes()
 
