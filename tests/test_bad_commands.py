@@ -136,3 +136,19 @@ def test_a_failed_stage_under_dvc_says_how_to_get_the_results_back(monkeypatch, 
             run(_failing_app(RuntimeError("CUDA out of memory")))
         err = capsys.readouterr().err
         assert done.value.code == 1 and "RuntimeError: CUDA out of memory\n" in err and err.endswith(hint + "\n")
+
+
+def test_diffusion_stage_logs_where_its_time_goes(tmp_path, monkeypatch, caplog):
+    shutil.copytree(ROOT / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.chdir(tmp_path)
+    params = tiny_params(**{"methods": ["baseline"], "data.demo": {"train_size": 64, "test_size": 16}, "diffusion.steps": 2,
+                            "diffusion.eval_every": 2, "diffusion.eval_images": 8})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert call_stage("data", "--dataset", "demo", monkeypatch=monkeypatch) == 0
+    with caplog.at_level("INFO", logger="mollify"):
+        assert call_stage("diffusion", "--dataset", "demo", monkeypatch=monkeypatch) == 0
+    parts = [m for m in caplog.messages if m.startswith("diffusion demo parts: ")]
+    assert len(parts) == 1, caplog.messages
+    assert re.fullmatch(r"diffusion demo parts: data \S+ s, model set-up \S+ s, training steps \S+ s, held-out MSE and "
+                        r"checkpoints \S+ s, saving the pipeline \S+ s, denoising MSE vs t \S+ s, DiffAug examples \S+ s",
+                        parts[0]), parts[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mollify.device import seeded_generator
 from mollify.diffusion.model import NUM_TIMESTEPS, denoising_mse, linear_alphas_cumprod, q_sample, to_model_range
 from mollify.io import load_checkpoint, save_torch
+from mollify.timing import timed
 from mollify.training.divergence import DIFFUSION_LOSS_BOUND, DivergenceGuard
 
 logger = logging.getLogger(__name__)
@@ -52,7 +54,7 @@ def train_diffusion(unet: UNet2DModel, images: torch.Tensor, held_out: torch.Ten
     the log: training loss, and every `eval_every` steps the EMA model's denoising MSE on `held_out`.
     With `checkpoint`, state is saved at each evaluation and a matching one is resumed from. A loss
     that is not finite or above `DIFFUSION_LOSS_BOUND` raises `Diverged` before anything is saved.
-    `seconds` gets the wall time of the training steps and of the evaluations with their checkpoints."""
+    `seconds` gets the wall time of the evaluations with their checkpoints (`held-out MSE and checkpoints`)."""
     from diffusers import UNet2DModel
 
     device = images.device
@@ -70,13 +72,13 @@ def train_diffusion(unet: UNet2DModel, images: torch.Tensor, held_out: torch.Ten
         log, start = state["log"], state["step"]
         logger.info("resumed from step %d of %s", start, checkpoint)
     guard = DivergenceGuard(DIFFUSION_LOSS_BOUND, device)
+    evaluating = (lambda: timed(seconds, "held-out MSE and checkpoints")) if seconds is not None else nullcontext
     batch = min(settings.batch_size, len(images))
     columns = (TextColumn("[bold]diffusion"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:.4f}  {task.fields[ips]:.0f} img/s"), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not show_progress) as progress:
         task = progress.add_task("diffusion", total=settings.steps, completed=start, loss=math.nan, ips=0.0)
         loss_sum, started, since = torch.zeros((), device=device), time.perf_counter(), start
-        loop_started, evaluation_s = started, 0.0
         for step in range(start, settings.steps):
             # a generator per step: a resumed run draws what an uninterrupted one would
             g = seeded_generator(settings.seed, step, device)
@@ -96,9 +98,9 @@ def train_diffusion(unet: UNet2DModel, images: torch.Tensor, held_out: torch.Ten
             guard.update(step, loss)
             done = step + 1
             if done % settings.eval_every == 0 or done == settings.steps:
-                evaluated = time.perf_counter()
                 guard.check(lambda _: settings.lr, divergence_hint)
-                mse = denoising_mse(ema, held_out, list(settings.eval_timesteps), abar, settings.seed)
+                with evaluating():
+                    mse = denoising_mse(ema, held_out, list(settings.eval_timesteps), abar, settings.seed)
                 log.append({"step": done, "train_loss": float(loss_sum) / (done - since),
                             **{f"mse_t{t}": v for t, v in mse.items()}})
                 progress.update(task, completed=done, loss=log[-1]["train_loss"],
@@ -107,11 +109,8 @@ def train_diffusion(unet: UNet2DModel, images: torch.Tensor, held_out: torch.Ten
                     logger.info("diffusion step %d/%d: loss %.4f", done, settings.steps, log[-1]["train_loss"])
                 loss_sum, started, since = torch.zeros((), device=device), time.perf_counter(), done
                 if checkpoint is not None:
-                    save_torch(checkpoint, {"unet": unet.state_dict(), "ema": ema.state_dict(),
-                                            "optimizer": optimizer.state_dict(), "step": done, "log": log,
-                                            "fingerprint": fingerprint, "settings": asdict(settings)})
-                evaluation_s += time.perf_counter() - evaluated
-    if seconds is not None:
-        seconds["training steps"] = time.perf_counter() - loop_started - evaluation_s
-        seconds["held-out MSE and checkpoints"] = evaluation_s
+                    with evaluating():
+                        save_torch(checkpoint, {"unet": unet.state_dict(), "ema": ema.state_dict(),
+                                                "optimizer": optimizer.state_dict(), "step": done, "log": log,
+                                                "fingerprint": fingerprint, "settings": asdict(settings)})
     return ema, log
