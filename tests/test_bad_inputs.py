@@ -226,6 +226,7 @@ def test_diverging_experiment_saves_no_model_or_metrics(workspace):
                r"train\.warmup_epochs\.")
     output = result.stdout + result.stderr
     assert result.returncode != 0 and re.search(pattern, output), output
+    assert "DVC removed the previous outputs" not in output  # the temporary copy's: nothing to get back
     assert _outputs(workspace) == before
     assert _dvc("exp", "list", "--all-commits", "--name-only", cwd=workspace).stdout.strip() == ""  # no experiment saved
 
