@@ -82,6 +82,7 @@ def _reproduce(ws: Path) -> Path:
             _git("commit", "-qm", "pipeline", cwd=ws)
         result = _dvc(*args, cwd=ws)
         assert result.returncode == 0, f"dvc {args}:\n{result.stdout}\n{result.stderr}"
+    shutil.copytree(ROOT / ".dvc/plots", ws / ".dvc/plots", dirs_exist_ok=True)  # the templates of dvc.yaml's plots
     _git("add", "-A", cwd=ws)
     _git("commit", "-qm", "reproduced", cwd=ws)
     return ws
@@ -306,7 +307,6 @@ def test_plots_diff_loads_an_experiment_with_evaluations_off(workspace):
     """The workspace ran every other evaluation; an experiment with some switched off writes their
     comparison CSVs with the header alone and draws none of their figures (declared as a folder):
     `dvc plots diff` loads both revisions."""
-    shutil.copytree(ROOT / ".dvc/plots", workspace / ".dvc/plots", dirs_exist_ok=True)  # dvc.yaml's plot templates
     before = _outputs(workspace)
     off = ["evaluate.occlusion.enabled=false", "evaluate.crop.enabled=false", "evaluate.certify.enabled=false"]
     ran = _dvc("exp", "run", "--temp", "-n", "evals-off", *(arg for o in off for arg in ("-S", o)), cwd=workspace)
