@@ -116,15 +116,17 @@ def _failing_app(error: Exception) -> typer.Typer:
     return app
 
 
-@pytest.mark.parametrize(("stage", "root", "shown"), [
-    ("train@demo-baseline-0", "/repo", True),
-    ("validate", "/repo", False),  # its outputs persist: nothing was removed
-    ("train@demo-baseline-0", "/repo/.dvc/tmp/exps/tmpab12", False),  # `dvc exp run --temp` / a queued run's copy
-    (None, None, False),  # not under DVC
+@pytest.mark.parametrize(("stage", "cwd", "shown"), [
+    ("train@demo-baseline-0", "repo", True),
+    ("validate", "repo", False),  # its outputs persist: nothing was removed
+    ("train@demo-baseline-0", "repo/.dvc/tmp/exps/standalone/tmpab12", False),  # `dvc exp run --temp` / a queued run's copy
+    (None, "repo", False),  # not under DVC
 ])
-def test_a_failed_stage_under_dvc_says_how_to_get_the_results_back(monkeypatch, capsys, stage, root, shown):
-    for name, value in (("DVC_STAGE", stage), ("DVC_ROOT", root)):
-        monkeypatch.setenv(name, value) if value else monkeypatch.delenv(name, raising=False)
+def test_a_failed_stage_under_dvc_says_how_to_get_the_results_back(tmp_path, monkeypatch, capsys, stage, cwd, shown):
+    (tmp_path / cwd).mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / cwd)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path / "repo"))
+    monkeypatch.setenv("DVC_STAGE", stage) if stage else monkeypatch.delenv("DVC_STAGE", raising=False)
     monkeypatch.setattr(sys, "argv", ["stages/train.py"])
     hint = RECOVERY.format(stage=stage).lstrip("\n")
     with pytest.raises(SystemExit) as done:

@@ -56,8 +56,9 @@ RECOVERY = ("\nDVC removed the previous outputs of stage {stage} before running 
 def recovery_hint() -> str:
     """For a stage that fails under `dvc repro` / `dvc exp run` in the workspace: how to get the
     previous results back (empty outside DVC, for `validate`, and in an experiment's temporary copy)."""
-    stage, root = os.environ.get("DVC_STAGE"), os.environ.get("DVC_ROOT", "")
-    if not stage or stage == "validate" or "/.dvc/tmp/exps/" in f"{root}/":
+    stage = os.environ.get("DVC_STAGE")
+    # `dvc exp run --temp` and queued runs work in a copy under .dvc/tmp/exps/ (DVC_ROOT names the workspace)
+    if not stage or stage == "validate" or "/.dvc/tmp/exps/" in f"{Path.cwd().as_posix()}/":
         return ""
     return RECOVERY.format(stage=stage)
 
