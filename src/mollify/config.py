@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from mollify.augment.soft_augmentation import soft_crop_off_from
+from mollify.augment.soft_augmentation import RELEASE_FINAL_EPOCHS_WITHOUT, soft_crop_off_from
 from mollify.corruptions.names import EXTRA, STANDARD
 from mollify.data.datasets import DATASETS
 from mollify.errors import MollifyError
@@ -130,7 +130,7 @@ class SoftAugConfig(Section):
     background: float = Field(0.01, ge=0)
     confidence_weight: Literal["batch_mean", "per_sample", "none"] = Field(
         "batch_mean", description="loss weight: the batch mean of p (the released code), each sample's p (the paper), or none")
-    final_epochs_without: int = Field(20, ge=0, description="last epochs with the soft crop off (reference fine-tune: 21 of 501), "
+    final_epochs_without: int = Field(RELEASE_FINAL_EPOCHS_WITHOUT, ge=0, description="last epochs with the soft crop off (reference fine-tune: 21 of 501), "
                                       "never more than the last 95%")
 
 

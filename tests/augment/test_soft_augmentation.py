@@ -193,3 +193,11 @@ def test_switch_off_epoch_known_values(epochs, final, first_off):
         sa.start_epoch(epoch, epochs)
         active.append(sa.active)
     assert active.index(False) == math.ceil(first_off) and not any(active[math.ceil(first_off):])
+
+
+def test_the_schema_and_the_class_share_the_releases_fine_tune_length():
+    # train.py: --ft 20, off from epoch EPOCH - ft of epochs 0..EPOCH, so 21 epochs; one value everywhere
+    raw = {"datasets": ["demo"], "methods": ["sa"], "corrupt": {"corruptions": ["fog"]}, "train": {"epochs": 501},
+           "recipes": {"sa": {"augment": ["flip"], "softaug": {}}}}
+    assert parse_params(raw).recipe("sa").softaug.final_epochs_without == 21
+    assert SoftAugmentation(100).final_epochs_without == 21

@@ -56,6 +56,11 @@ def crop_offsets(batch: int, size: int, sigma: float, g: torch.Generator, device
     return torch.trunc(offsets).long()
 
 
+# The release's fine-tune phase: `--ft 20` (cifar/train.py:265) switches the soft crop off from epoch
+# EPOCH - ft on (train.py:451) of a loop over epochs 0..EPOCH (train.py:446): the last 21 epochs.
+RELEASE_FINAL_EPOCHS_WITHOUT = 21
+
+
 def soft_crop_off_from(epochs: int, final_epochs_without: int) -> float:
     """The first epoch (0-based) without the soft crop: the release runs EPOCH + 1 = `epochs` epochs
     and switches from epoch max(0.05 EPOCH, EPOCH - ft) on, i.e. the last ft + 1 =
@@ -79,7 +84,7 @@ class SoftAugmentation:
     power: float = 2.0
     background: float = 0.01
     confidence_weight: str = "batch_mean"  # batch_mean (the release) | per_sample | none
-    final_epochs_without: int = 21  # the release's fine-tune phase of 501 epochs: soft crop off (sigma / 1000)
+    final_epochs_without: int = RELEASE_FINAL_EPOCHS_WITHOUT  # soft crop off (sigma / 1000) for these last epochs
     active: bool = True
 
     def start_epoch(self, epoch: int, epochs: int) -> None:
