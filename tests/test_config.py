@@ -75,6 +75,9 @@ def test_misspelled_key_inside_a_recipe():
         ("corrupt.corruptions", ["gausian_noise"], "Did you mean 'gaussian_noise'?"),
         ("datasets", ["cifar11"], "unknown dataset 'cifar11'"),
         ("methods", ["baselin"], "unknown method 'baselin'. Did you mean 'baseline'? Methods are the keys of `recipes`"),
+        ("evaluate.paper_ece", "ece_batch_mean", "paper_ece=ece_batch_mean needs evaluate.ece_batch_size"),
+        ("evaluate.paper_ece", "ece_torchmetrics", "evaluate.paper_ece: Input should be 'ece', 'ece_batch_mean'"),
+        ("evaluate.softmax", "fp16", "evaluate.softmax: Input should be 'fp64' or 'fp32'"),
     ],
 )
 def test_bad_values_are_rejected_with_the_key(key, value, expected):

@@ -246,6 +246,14 @@ class EvaluateConfig(Section):
     ece_bins: PositiveInt = 15
     ece_batch_size: PositiveInt | None = Field(None, description="also `ece_batch_mean`: the ECE of each batch of this size, "
                                                "averaged (the mollification reference: 100); None: off")
+    paper_ece: Literal["ece", "ece_batch_mean", "ece_right_closed", "ece_reference"] = Field(
+        "ece", description="the ECE variant the profile's paper reports, computed beside ours (`ece`), shown in its own "
+        "column of plots/results.md and compared with the published ECE: ece_batch_mean (mollification, needs "
+        "ece_batch_size), ece_right_closed (Soft Augmentation: 10 bins (a, b]), ece_reference (spatial smoothing: "
+        "counted in (a, b], summed in [a, b)); ece: ours only")
+    softmax: Literal["fp64", "fp32"] = Field(
+        "fp64", description="precision of the softmax of the logits: fp64 (ours: a confidence reaches 1.0 only past a "
+        "logit gap of ~37) or fp32 (the releases' softmax: 1.0 past a gap of ~17, which their ECE and OpenOOD's MSP see)")
     mc_samples: PositiveInt = Field(10, description="stochastic passes averaged for MC-dropout models (clean test set)")
     mc_samples_corrupted: PositiveInt = Field(10, description="... on the corrupted sets (the smoothing reference: 1)")
     mc_sweep: list[PositiveInt] = Field([1, 2, 5, 10, 50], description="clean-set metrics for each n (MC-dropout models)")
@@ -263,6 +271,12 @@ class EvaluateConfig(Section):
     certify: CertifyConfig = CertifyConfig()
     deep_ensemble: bool = Field(False, description="spatial smoothing's deep ensembles: clean metrics of the ensemble of "
                                 "the first k training seeds' models, k = 1 .. len(seeds)")
+
+    @model_validator(mode="after")
+    def _batch_mean_needs_its_batches(self) -> "EvaluateConfig":
+        if self.paper_ece == "ece_batch_mean" and self.ece_batch_size is None:
+            raise ValueError("paper_ece=ece_batch_mean needs evaluate.ece_batch_size (the mollification reference: 100)")
+        return self
 
     @field_validator("salt_pepper")
     @classmethod

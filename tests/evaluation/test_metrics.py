@@ -7,7 +7,7 @@ from torchmetrics.functional.classification import multiclass_calibration_error
 
 from mollify.evaluation.summary import summarize
 from mollify.evaluation.metrics import (batch_mean_ece, classification_metrics, expected_calibration_error,
-                                        reliability_bins)
+                                        reference_ece, reliability_bins, right_closed_ece)
 
 
 def _random_probs(n: int, k: int, seed: int, with_certain: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -203,3 +203,68 @@ def test_batch_mean_ece_defaults_and_batch_size_passed_through():
     assert batch_mean_ece(flat, torch.tensor([0] * 100 + [1])) == pytest.approx(50.5 / 101)
     m = classification_metrics(probs, labels, 10, ece_batch_size=50)
     assert m["ece_batch_mean"] == pytest.approx(by_batches(50, 10), abs=1e-12)
+
+
+def _two_class(conf: list[float], correct: list[bool]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of a 2-class prediction with these confidences of class 0, labelled right or wrong."""
+    c = torch.tensor(conf, dtype=torch.float64)
+    probs = torch.stack([c, 1 - c], dim=1)
+    labels = torch.tensor([0 if ok else 1 for ok in correct])
+    return probs, labels
+
+
+def test_right_closed_bins_put_an_edge_confidence_in_the_bin_below():
+    # Soft Augmentation's ECE: 0.5 in (0.4, 0.5] alone, 0.55 in (0.5, 0.6]: (|1 - .5| + |0 - .55|) / 2
+    probs, labels = _two_class([0.5, 0.55], [True, False])
+    assert right_closed_ece(probs, labels) == pytest.approx(0.525, abs=1e-12)
+    # ours, 10 bins [a, b): both in [0.5, 0.6): |0.5 - 0.525|
+    assert expected_calibration_error(probs, labels, 10) == pytest.approx(0.025, abs=1e-12)
+
+
+def _digitize_ece(conf: np.ndarray, correct: np.ndarray) -> float:
+    """The release's binning restated: np.digitize(conf, np.linspace(0, 1, 11), right=True)."""
+    idx = np.digitize(conf, np.linspace(0, 1, 11), right=True)
+    return sum(abs(correct[idx == b].sum() - conf[idx == b].sum()) for b in range(11)) / len(conf)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_right_closed_bins_equal_the_releases_digitize_on_edge_and_random_confidences(seed):
+    g = torch.Generator().manual_seed(seed)
+    # the edges of np.linspace(0, 1, 11) (0.7000000000000001 ...), the floats either side, and random ones
+    edges = np.linspace(0, 1, 11)[6:]  # above 0.5: the confidence of a 2-class row
+    conf = np.concatenate([edges, np.nextafter(edges, 1.0)[:-1], np.nextafter(edges, 0.0),
+                           0.5 + 0.5 * torch.rand(200, generator=g, dtype=torch.float64).numpy()])
+    correct = torch.rand(len(conf), generator=g).numpy() < 0.7
+    probs, labels = _two_class(conf.tolist(), correct.tolist())
+    assert right_closed_ece(probs, labels) == pytest.approx(_digitize_ece(conf, correct), abs=1e-12)
+
+
+def test_reference_ece_counts_a_confidence_of_one_but_never_sums_it():
+    # spatial smoothing's ECE: both rows counted in (0.9, 1], only 0.9375 summed in [0.9, 1):
+    # conf_b = 0.9375 / (2 + 1e-7), acc_b = 0.5; ECE = |0.5 - conf_b| x 2 / (2 + 1e-7)
+    probs, labels = _two_class([1.0, 0.9375], [True, False])
+    conf_b = 0.9375 / (2 + 1e-7)
+    assert reference_ece(probs, labels) == pytest.approx(abs(0.5 - conf_b) * 2 / (2 + 1e-7), abs=1e-12)
+    assert expected_calibration_error(probs, labels, 10) == pytest.approx(0.46875, abs=1e-12)  # ours: |0.5 - 0.96875|
+    # all-correct rows at 1.0: the bin's mean confidence is 0, so that ECE is 1 (ours 0)
+    probs, labels = _two_class([1.0, 1.0, 1.0], [True, True, True])
+    assert reference_ece(probs, labels) == pytest.approx(3 / (3 + 1e-7), abs=1e-12)
+    assert expected_calibration_error(probs, labels, 10) == 0.0
+
+
+def test_reference_ece_reads_the_fp32_softmax():
+    # 1 - 1e-9 is 1.0 in fp32: counted, not summed, as a confidence of exactly 1.0
+    near, exact = _two_class([1 - 1e-9, 0.9375], [True, False]), _two_class([1.0, 0.9375], [True, False])
+    assert reference_ece(*near) == reference_ece(*exact)
+    # an edge confidence: counted in (0.4, 0.5], summed in [0.5, 0.6) where nothing is counted
+    probs, labels = _two_class([0.5], [True])
+    assert reference_ece(probs, labels) == pytest.approx(1 / (1 + 1e-7), abs=1e-12)  # |1 - 0| x 1
+
+
+@pytest.mark.parametrize("variant", ["ece_right_closed", "ece_reference"])
+def test_the_papers_variant_is_computed_beside_ours_only_when_asked(variant):
+    probs, labels = _random_probs(300, 10, 0, with_certain=True)
+    assert variant not in classification_metrics(probs, labels)
+    metrics = classification_metrics(probs, labels, 15, paper_ece=variant)
+    fn = {"ece_right_closed": right_closed_ece, "ece_reference": reference_ece}[variant]
+    assert metrics[variant] == fn(probs, labels) and metrics["ece"] == expected_calibration_error(probs, labels, 15)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchmetrics.functional.classification import binary_auroc, binary_roc
 
-from mollify.evaluation.ood import auroc, fpr_at_tpr, ood_metrics, roc_at, roc_curve
+from mollify.evaluation.ood import auroc, fpr_at_tpr, msp, ood_metrics, roc_at, roc_curve
 
 
 def test_perfect_score_separates_completely():
@@ -60,3 +60,19 @@ def test_scores_of_confident_and_uniform_predictions():
     assert result["msp"] == {"auroc": 1.0, "fpr95": 0.0}
     assert result["neg_entropy"] == {"auroc": 1.0, "fpr95": 0.0}
     assert math.isclose(ood_metrics(uniform, confident)["msp"]["auroc"], 0.0)
+
+
+def _rows(conf: list[float]) -> torch.Tensor:
+    c = torch.tensor(conf, dtype=torch.float64)
+    return torch.stack([c, 1 - c], dim=1)
+
+
+def test_msp_ties_at_one_in_fp32_as_openood():
+    # in fp64 the 10 ID confidences 1 - i 1e-10 and the 2 OOD ones 1 - 5.5e-10 are distinct: after the 18
+    # OOD rows at 0.5 (TPR .9), the 5 ID rows below 1 - 5.5e-10 come first, then both OOD rows: FPR@95 = .5;
+    # in fp32 all 12 are 1.0 and enter at one threshold: TPR 1 at FPR 1
+    in_dist = _rows([1 - i * 1e-10 for i in range(1, 11)])
+    ood = _rows([0.5] * 18 + [1 - 5.5e-10] * 2)
+    assert fpr_at_tpr(in_dist.max(1).values, ood.max(1).values) == 0.5  # fp64 confidences
+    assert ood_metrics(in_dist, ood)["msp"]["fpr95"] == 1.0
+    assert torch.equal(msp(in_dist), torch.ones(10, dtype=torch.float64))

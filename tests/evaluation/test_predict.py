@@ -265,3 +265,24 @@ def test_a_table_of_extra_corruptions_only_has_no_standard_block():
     rows = [r for r in _table((2,)) if r["corruption"] in EXTRA]
     summary = summarize({"err": 0.1, "nll": 0.3, "ece": 0.02}, rows)
     assert "corrupted" not in summary and summary["corrupted_extra"]["mce"] == pytest.approx(0.015 + 0.2)
+
+
+class _FixedLogits(torch.nn.Module):
+    """Logits (gap, 0) whatever the image: the softmax's confidence is 1 / (1 + exp(-gap))."""
+
+    def __init__(self, gap: float):
+        super().__init__()
+        self.gap = gap
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([[self.gap, 0.0]]).expand(x.shape[0], 2)
+
+
+@pytest.mark.parametrize(("gap", "fp32_is_one"), [(20.0, True), (15.0, False)])
+def test_an_fp32_softmax_rounds_a_confidence_to_one_as_the_releases(gap, fp32_is_one):
+    # exp(-20) = 2.1e-9 < 2^-24: 1.0 in fp32 (the releases' F.softmax), 1 - 2.1e-9 in fp64 (ours)
+    images = np.zeros((3, 3, 4, 4), dtype=np.uint8)
+    norm = Normalize((0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+    probs = {s: predict_probs(_FixedLogits(gap), images, norm, torch.device("cpu"), softmax=s)[:, 0] for s in ("fp32", "fp64")}
+    assert bool((probs["fp32"] == 1.0).all()) is fp32_is_one
+    assert float(probs["fp64"][0]) == pytest.approx(1 / (1 + math.exp(-gap)), rel=1e-15) and bool((probs["fp64"] < 1).all())

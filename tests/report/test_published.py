@@ -43,15 +43,15 @@ def test_matching_and_differences(tmp_path):
     assert rows[1]["difference"] == pytest.approx(-0.05)
     table = published_table(rows, ["cifar100"])
     # err in percent: 20.00 vs 18.31 -> +1.69; NLL as is: 0.650 vs 0.700 -> -0.050
-    assert "| cifar100 | softaug_recipe | resnet18 | clean.err % | 20.00 | 18.31 | +1.69 | 3 | Liu et al. 2023, Fig. 1 |" in table
-    assert "| clean.nll | 0.650 | 0.700 | -0.050 | not stated | Table 9 row 2 (read off) |" in table
+    assert "| cifar100 | softaug_recipe | resnet18 | clean.err % | 20.00 | clean.err | 18.31 | +1.69 | 3 | Liu et al. 2023, Fig. 1 |" in table
+    assert "| clean.nll | 0.650 | clean.nll | 0.700 | -0.050 | not stated | Table 9 row 2 (read off) |" in table
 
 
 def test_a_metric_we_lack_has_no_difference(tmp_path):
     entries = load_published(_write(tmp_path, HEADER + "cifar100,resnet18,baseline,corrupted.err,0.40,1,src,\n"))
     rows = beside_published({("cifar100", "baseline"): {"clean": {"err": 0.3}}}, {("cifar100", "baseline"): "resnet18"}, entries)
     assert rows[0]["ours"] is None and rows[0]["difference"] is None
-    assert "| corrupted.err % | - | 40.00 | - |" in published_table(rows, ["cifar100"])
+    assert "| corrupted.err % | - | corrupted.err | 40.00 | - |" in published_table(rows, ["cifar100"])
 
 
 def test_no_match_is_said_not_left_empty():
@@ -81,3 +81,16 @@ def test_the_repository_table_targets_the_profiles():
         cfg = parse_params(default_params(f"profile={profile}"))
         runs |= {(dataset, method, cfg.model_name(method, dataset)) for dataset in cfg.datasets for method in cfg.all_methods}
     assert {(e.dataset, e.method, e.network) for e in entries} <= runs
+
+
+def test_the_published_ece_is_compared_with_the_variant_the_paper_reports(tmp_path):
+    entries = load_published(_write(tmp_path, HEADER + "cifar100,resnet18,smooth,clean.ece,0.044,,src,\n"
+                                                      "cifar100,resnet18,smooth,corrupted.ece,0.10,,src,\n"))
+    run = {"paper_ece": "ece_reference", "clean": {"ece": 0.06, "ece_reference": 0.05}, "corrupted": {"ece": 0.12}}
+    rows = beside_published({("cifar100", "smooth"): run}, {("cifar100", "smooth"): "resnet18"}, entries)
+    assert [(r["compared"], r["ours"]) for r in rows] == [("clean.ece_reference", 0.05), ("corrupted.ece", 0.12)]
+    assert rows[0]["difference"] == pytest.approx(0.006)
+    assert "| clean.ece % | 5.00 | clean.ece_reference | 4.40 | +0.60 |" in published_table(rows, ["cifar100"])
+    # a run without the variant (paper_ece: ece) is compared with ours
+    ours = beside_published({("cifar100", "smooth"): {"clean": {"ece": 0.06}}}, {("cifar100", "smooth"): "resnet18"}, entries[:1])
+    assert (ours[0]["compared"], ours[0]["ours"]) == ("clean.ece", 0.06)

@@ -16,10 +16,20 @@ import torch
 
 from mollify.evaluation.predict import predictive_entropy
 
-# OpenOOD's MSP postprocessor (max softmax probability, Hendrycks & Gimpel 2017), and the
-# negative predictive entropy
+
+
+def msp(probs: torch.Tensor) -> torch.Tensor:
+    """Max softmax probability (Hendrycks & Gimpel 2017) as OpenOOD's postprocessor takes it
+    (openood/postprocessors/base_postprocessor.py:21-22: torch.softmax of the fp32 logits, then its
+    max): from fp32 probabilities, so that confidences within fp32 rounding of 1.0 tie at 1.0 and
+    enter the ROC curve at one threshold, as in OpenOOD's FPR@95. Exact where the evaluation's
+    softmax is fp32 (`evaluate.softmax`), the fp32 rounding of ours otherwise."""
+    return probs.float().max(dim=1).values.double()
+
+
+# OpenOOD's MSP postprocessor and the negative predictive entropy
 SCORES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "msp": lambda probs: probs.max(dim=1).values,
+    "msp": msp,
     "neg_entropy": lambda probs: -predictive_entropy(probs),
 }
 

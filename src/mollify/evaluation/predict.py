@@ -14,15 +14,19 @@ from mollify.device import Normalize, autocast, seeded_generator
 
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
+_SOFTMAX_DTYPES = {"fp64": torch.float64, "fp32": torch.float32}
 
 
 @torch.no_grad()
 def predict_probs(model: nn.Module, images: np.ndarray | torch.Tensor, normalize: Normalize, device: torch.device,
                   batch_size: int = 1000, precision: str = "auto", samples: int = 1,
-                  transform: Transform | None = None) -> torch.Tensor:
+                  transform: Transform | None = None, softmax: str = "fp64") -> torch.Tensor:
     """Softmax of the model on uint8 images, batch by batch: float64 (N, K) on the CPU; the mean
     over `samples` stochastic passes for models with test-time dropout. `transform` maps each
-    batch, as floats in [0, 1], before the classifier (e.g. a DiffAug step)."""
+    batch, as floats in [0, 1], before the classifier (e.g. a DiffAug step). `softmax` "fp32"
+    computes each pass's softmax in fp32, as the releases' F.softmax of fp32 logits (a confidence
+    rounds to exactly 1.0 there once the other classes' mass is below ~6e-8; their ECE and
+    OpenOOD's MSP see those ties); "fp64" is ours."""
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
@@ -36,7 +40,7 @@ def predict_probs(model: nn.Module, images: np.ndarray | torch.Tensor, normalize
         for _ in range(samples):
             with autocast(device, precision):
                 logits = model(x)
-            probs = probs + torch.softmax(logits.double(), dim=1)
+            probs = probs + torch.softmax(logits.to(_SOFTMAX_DTYPES[softmax]), dim=1).double()
         out.append((probs / samples).cpu())
     return torch.cat(out)
 
@@ -50,14 +54,14 @@ def member_streams(seed: int, timesteps: list[int], device: torch.device) -> dic
 
 def predict_probs_ensemble(model: nn.Module, images: np.ndarray | torch.Tensor, normalize: Normalize, device: torch.device,
                            diffaug: DiffAug, streams: dict[int, torch.Generator], batch_size: int = 1000,
-                           precision: str = "auto", samples: int = 1) -> torch.Tensor:
+                           precision: str = "auto", samples: int = 1, softmax: str = "fp64") -> torch.Tensor:
     """DiffAug Ensemble (Sastry et al., 2024): the softmax averaged over the members t of `streams`
     (member_streams), each the one-step diffuse-and-denoise of the images with one noise draw from
     its stream; t = 0 is the raw image."""
     total = 0
     for t, g in streams.items():
         transform = None if t == 0 else (lambda x, t=t, g=g: diffaug(x, g, t))
-        total = total + predict_probs(model, images, normalize, device, batch_size, precision, samples, transform)
+        total = total + predict_probs(model, images, normalize, device, batch_size, precision, samples, transform, softmax)
     return total / len(streams)
 
 

@@ -50,10 +50,10 @@ def evaluate_method(cfg: Params, dataset: str, method: str, seed: int = 0) -> di
     # passes per prediction: clean `mc_samples`, corrupted `mc_samples_corrupted` (the smoothing reference: 1)
     samples = cfg.evaluate.mc_samples if stochastic else 1
     samples_corrupted = cfg.evaluate.mc_samples_corrupted if stochastic else 1
-    batch, precision = cfg.evaluate.batch_size, cfg.train.precision
+    batch, precision, softmax = cfg.evaluate.batch_size, cfg.train.precision, cfg.evaluate.softmax
 
     def plain(images: np.ndarray | torch.Tensor, samples: int = samples, transform: Transform | None = None) -> torch.Tensor:
-        return predict_probs(model, images, normalize, device, batch, precision, samples, transform)
+        return predict_probs(model, images, normalize, device, batch, precision, samples, transform, softmax)
 
     def plain_corrupted(images: np.ndarray) -> torch.Tensor:
         return plain(images, samples_corrupted)
@@ -61,7 +61,7 @@ def evaluate_method(cfg: Params, dataset: str, method: str, seed: int = 0) -> di
     def metrics_of(probs: torch.Tensor, labels: np.ndarray) -> dict[str, float]:
         # with the extra noise class of `la`/`lm`, the real classes' probabilities (our reading: the reference crashes there)
         return classification_metrics(probs[:, : meta.num_classes], torch.from_numpy(np.asarray(labels)), bins,
-                                      cfg.evaluate.ece_batch_size)
+                                      cfg.evaluate.ece_batch_size, cfg.evaluate.paper_ece)
 
     x, y = load_split(paths.clean_dir(dataset), "test", meta.num_classes)
     labels = load_npy(paths.corrupted_dir(dataset) / "labels.npy", dtype=np.dtype(np.int64), ndim=1)
@@ -96,6 +96,7 @@ def evaluate_method(cfg: Params, dataset: str, method: str, seed: int = 0) -> di
         table = corruption_table(plain_corrupted)
     summary = summarize(clean, table)
     summary["corrupted_source"] = load_json(paths.corrupted_dir(dataset) / "source.json")
+    summary["paper_ece"] = cfg.evaluate.paper_ece  # the ECE its paper reports: the results table's and the published comparison's
     if stochastic:
         summary["mc_samples"] = cfg.evaluate.mc_samples
         summary["mc_samples_corrupted"] = cfg.evaluate.mc_samples_corrupted
@@ -109,7 +110,7 @@ def evaluate_method(cfg: Params, dataset: str, method: str, seed: int = 0) -> di
     streams = member_streams(cfg.seed, members, device)  # continued over the clean set and every chunk
 
     def ensemble(images: np.ndarray, samples: int = samples) -> torch.Tensor:
-        return predict_probs_ensemble(model, images, normalize, device, diffaug, streams, batch, precision, samples)
+        return predict_probs_ensemble(model, images, normalize, device, diffaug, streams, batch, precision, samples, softmax)
 
     n = de.corrupted_images
     with timed(seconds, "DiffAug Ensemble"):
@@ -130,7 +131,7 @@ def evaluate_method(cfg: Params, dataset: str, method: str, seed: int = 0) -> di
 
     def member(images: np.ndarray, t: int) -> torch.Tensor:
         return predict_probs_ensemble(model, images, normalize, device, diffaug, member_streams(cfg.seed, [t], device),
-                                      batch, precision, samples)
+                                      batch, precision, samples, softmax)
 
     with timed(seconds, "entropy"):
         entropy = diffaug_entropy(member, x[: de.entropy_images], y[: de.entropy_images], range(0, 1000, de.entropy_step))

@@ -51,9 +51,11 @@ def deep_ensemble(cfg: Params, dataset: str, model_files: list[Path]) -> list[di
         if cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last)
         samples = cfg.evaluate.mc_samples if is_stochastic(model) else 1
-        members.append(predict_probs(model, x, normalize, device, cfg.evaluate.batch_size, cfg.train.precision, samples))
+        members.append(predict_probs(model, x, normalize, device, cfg.evaluate.batch_size, cfg.train.precision, samples,
+                                     softmax=cfg.evaluate.softmax))
     return ensemble_size_curve([p[:, : meta.num_classes] for p in members], torch.from_numpy(y),
-                               lambda probs, labels: classification_metrics(probs, labels, cfg.evaluate.ece_bins))
+                               lambda probs, labels: classification_metrics(probs, labels, cfg.evaluate.ece_bins, cfg.evaluate.ece_batch_size,
+                                                                           cfg.evaluate.paper_ece))
 
 
 def evals_headline(summary: dict[str, Any]) -> dict[str, Any]:

@@ -8,14 +8,15 @@ from typing import Any, Callable
 import numpy as np
 
 from mollify.corruptions.names import EXTRA, STANDARD, group_of
+from mollify.evaluation.metrics import ECE_VARIANTS
 
 
 SUMMARY_KEYS = ("err", "nll", "ece")
 
 
 def summary_keys(metrics: dict[str, Any]) -> tuple[str, ...]:
-    """The metrics of the per-severity and per-group means: err, NLL, ECE (and the batch-mean ECE when computed)."""
-    return SUMMARY_KEYS + (("ece_batch_mean",) if "ece_batch_mean" in metrics else ())
+    """The metrics of the per-severity and per-group means: err, NLL, ECE (and the papers' ECE variants computed)."""
+    return SUMMARY_KEYS + tuple(k for k in ECE_VARIANTS if k in metrics)
 
 
 # acc90 and unc90 over several sets are pooled counts: each is a fraction of another metric's count
@@ -60,11 +61,13 @@ def summarize(clean: dict[str, float], table: list[dict[str, Any]]) -> dict[str,
 
 def headline(summary: dict[str, Any], seeds: int = 1) -> dict[str, Any]:
     """The flat DVC metrics of a run (what `dvc metrics show` / `dvc exp show` list): clean err /
-    NLL / ECE, mCE and corrupted NLL / ECE over the 15 standard corruptions, and the number of
-    seeds averaged; None where the run has no standard corruptions."""
+    NLL / ECE, mCE and corrupted NLL / ECE over the 15 standard corruptions (and each ECE variant
+    of the papers computed, as `<variant>` and `c_<variant>`), and the number of seeds averaged;
+    None where the run has no standard corruptions."""
     corrupted = summary.get("corrupted", {})
-    return {**{k: summary["clean"][k] for k in SUMMARY_KEYS}, "mce": corrupted.get("mce"),
-            **{f"c_{k}": corrupted.get(k) for k in ("nll", "ece")}, "seeds": seeds}
+    keys = summary_keys(summary["clean"])
+    return {**{k: summary["clean"][k] for k in keys}, "mce": corrupted.get("mce"),
+            **{f"c_{k}": corrupted.get(k) for k in ("nll",) + keys[2:]}, "seeds": seeds}
 
 
 def mean_over_seeds(summaries: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:

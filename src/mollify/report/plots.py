@@ -195,11 +195,16 @@ def results_table(summaries: dict[tuple[str, str], dict[str, Any]], baseline: st
     over seeds where `summaries` are `mean_over_seeds` results (err and ECE in percent; mCE = the plain mean error over the 15 standard corruptions x severities), the
     mCE ratio to `baseline`'s mCE, Hendrycks' Relative mCE against `baseline`, the 4 extra
     corruptions apart, and error with the DiffAug Ensemble beside the default on the same images;
-    then where each dataset's corrupted images came from."""
+    then where each dataset's corrupted images came from. Where the runs' paper reports another
+    ECE (`paper_ece` of the summaries: ece_batch_mean, ece_right_closed, ece_reference), its clean
+    and corrupted values follow ours in columns named after it."""
+    variants = sorted({s["paper_ece"] for s in summaries.values() if s.get("paper_ece", "ece") != "ece"})
+    paper = [f"clean {v} % (paper's ECE) | corrupted {v} % (paper's ECE)" for v in variants]
     lines = [
-        f"| dataset | method | clean err % | clean NLL | clean ECE % | mCE % | corrupted NLL | corrupted ECE % "
-        f"| mCE ratio (/ {baseline}) | Relative mCE (Hendrycks, / {baseline}) | extra 4 err % | clean err % (DE) | corrupted err % (default / DE, DE subset) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| dataset | method | clean err % | clean NLL | clean ECE % | mCE % | corrupted NLL | corrupted ECE % | "
+        + "".join(f"{p} | " for p in paper)
+        + f"mCE ratio (/ {baseline}) | Relative mCE (Hendrycks, / {baseline}) | extra 4 err % | clean err % (DE) | corrupted err % (default / DE, DE subset) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|" + "---:|---:|" * len(variants) + "---:|---:|---:|---:|---:|",
     ]
     ratios, relative = mce_ratio(summaries, baseline), relative_mce(summaries, baseline)
     for (dataset, method), s in summaries.items():
@@ -207,6 +212,8 @@ def results_table(summaries: dict[tuple[str, str], dict[str, Any]], baseline: st
         cells = [_mean_std(s, "clean", "err", 100), _mean_std(s, "clean", "nll"), _mean_std(s, "clean", "ece", 100)]
         cells += [_mean_std(s, "corrupted", "mce", 100), _mean_std(s, "corrupted", "nll"),
                   _mean_std(s, "corrupted", "ece", 100)] if k else ["-"] * 3
+        for v in variants:
+            cells += [_mean_std(s, part, v, 100) if v in s.get(part, {}) else "-" for part in ("clean", "corrupted")]
         cells += [f"{r:.3f}" if r is not None else "-" for r in (ratios[(dataset, method)], relative[(dataset, method)])]
         cells.append(f"{100 * extra['err']:.2f}" if extra else "-")
         de = s.get("diffaug_ensemble")

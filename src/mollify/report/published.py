@@ -76,22 +76,30 @@ def load_published(path: str | Path) -> list[PublishedEntry]:
     return entries
 
 
-def _ours(summary: dict[str, Any], metric: str) -> float | None:
+def _ours(summary: dict[str, Any], metric: str) -> tuple[float | None, str]:
+    """Our value of `metric` and the metric it was read from: the ECE variant the paper reports
+    (the summary's `paper_ece`) in place of our ECE, where the run computed it."""
     section, key = metric.split(".")
-    return summary.get(section, {}).get(key)
+    part = summary.get(section, {})
+    variant = summary.get("paper_ece", "ece")
+    if key == "ece" and variant in part:
+        return part[variant], f"{section}.{variant}"
+    return part.get(key), metric
 
 
 def beside_published(summaries: dict[tuple[str, str], dict[str, Any]], networks: dict[tuple[str, str], str],
                      entries: list[PublishedEntry]) -> list[dict[str, Any]]:
     """For each (dataset, method) run and each entry with the same dataset, method and network:
-    our value, the published one and the difference ours - published (None where we lack the metric)."""
+    our value, the published one and the difference ours - published (None where we lack the metric);
+    `compared`: the metric of ours placed beside it (for ECE, the variant the paper reports)."""
     rows = []
     for (dataset, method), summary in summaries.items():
         network = networks[(dataset, method)]
         for entry in entries:
             if (entry.dataset, entry.method, entry.network) == (dataset, method, network):
-                ours = _ours(summary, entry.metric)
-                rows.append({**entry.model_dump(), "ours": ours, "difference": None if ours is None else ours - entry.value})
+                ours, compared = _ours(summary, entry.metric)
+                rows.append({**entry.model_dump(), "ours": ours, "compared": compared,
+                             "difference": None if ours is None else ours - entry.value})
     return rows
 
 
@@ -103,8 +111,8 @@ def published_table(rows: list[dict[str, Any]], datasets: list[str]) -> str:
             return "The demo dataset has no published numbers: there is nothing to place beside ours.\n"
         return "No entry of conf/published.csv matches these runs (dataset, method and network).\n"
     lines = [
-        "| dataset | method | network | metric | ours | published | ours - published | seeds | source |",
-        "|---|---|---|---|---:|---:|---:|---|---|",
+        "| dataset | method | network | metric | ours | ours as | published | ours - published | seeds | source |",
+        "|---|---|---|---|---:|---|---:|---:|---|---|",
     ]
     for r in rows:
         scale, unit, digits = (100, " %", 2) if r["metric"].endswith(PERCENT) else (1, "", 3)
@@ -113,6 +121,6 @@ def published_table(rows: list[dict[str, Any]], datasets: list[str]) -> str:
             return "-" if v is None else f"{scale * v:{sign}.{digits}f}"
 
         source = r["source"] + (f" ({r['note']})" if r["note"] else "")
-        lines.append(f"| {r['dataset']} | {r['method']} | {r['network']} | {r['metric']}{unit} | {fmt(r['ours'])} | "
+        lines.append(f"| {r['dataset']} | {r['method']} | {r['network']} | {r['metric']}{unit} | {fmt(r['ours'])} | {r['compared']} | "
                      f"{fmt(r['value'])} | {fmt(r['difference'], '+')} | {r['seeds'] or 'not stated'} | {source} |")
     return "\n".join(lines) + "\n"
