@@ -220,6 +220,12 @@ class PixelSweepConfig(SweepConfig):
     levels: list[Annotated[int, Field(ge=0)]]
 
 
+class OcclusionConfig(PixelSweepConfig):
+    fill: Literal["mean", "black"] = Field(
+        "mean", description="the hole's colour: mean = the dataset's normalisation mean, 0 in normalised space, as the "
+        "Soft Augmentation release's Cutout after Normalize (cifar/utils.py:302-305); black = 0 in [0, 1] (ours)")
+
+
 class OODConfig(Section):
     """Out-of-distribution detection (mollify.evaluation.ood): the test set against the `ood` stage's sets."""
 
@@ -259,7 +265,7 @@ class EvaluateConfig(Section):
     mc_sweep: list[PositiveInt] = Field([1, 2, 5, 10, 50], description="clean-set metrics for each n (MC-dropout models)")
     diffaug_ensemble: DiffAugEnsembleConfig = DiffAugEnsembleConfig()
     # the comparison papers' other evaluations (each off unless switched on)
-    occlusion: PixelSweepConfig = Field(PixelSweepConfig(levels=[0, 8, 12, 16, 20, 24, 28, 32]),
+    occlusion: OcclusionConfig = Field(OcclusionConfig(levels=[0, 8, 12, 16, 20, 24, 28, 32]),
                                         description="Soft Augmentation: Cutout hole side in pixels")
     crop: PixelSweepConfig = Field(PixelSweepConfig(levels=[0, 4, 8, 12, 16]),
                                    description="Soft Augmentation: RandomCrop padding in pixels")

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mollify.device import Normalize
 from mollify.evaluation.perturbations import cutout, random_crop, salt_and_pepper, white_noise
 
 
@@ -69,3 +70,19 @@ def test_random_crop_is_a_shifted_window_of_the_zero_padded_image():
         matches = [(dy, dx) for dy in range(-padding, padding + 1) for dx in range(-padding, padding + 1)
                    if torch.equal(out[i], padded[i, :, padding + dy : padding + dy + 8, padding + dx : padding + dx + 8])]
         assert any(math.isclose(visible[i].item(), (8 - abs(dy)) * (8 - abs(dx)) / 64) for dy, dx in matches)
+
+
+def test_the_releases_occlusion_hole_is_the_normalised_mean():
+    # the release cuts after Normalize: its hole is 0 there; ours, filled with the mean in [0, 1], normalises to 0
+    mean, std = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)  # CIFAR-100
+    x = _images(n=200, size=8) * 0.9 + 0.05
+    out, _ = cutout(x, 4, _g(), fill=mean)
+    hole = (out == torch.tensor(mean).view(1, 3, 1, 1)).all(dim=1)
+    assert hole.any(dim=(1, 2)).all()
+    normalised = Normalize(mean, std, torch.device("cpu"))(out * 255)
+    release = Normalize(mean, std, torch.device("cpu"))(x * 255) * ~hole[:, None]  # Cutout(mask=0) after Normalize
+    assert torch.allclose(normalised, release, atol=1e-5, rtol=0)
+    assert normalised.permute(1, 0, 2, 3)[:, hole].abs().max() < 1e-5
+    # same draws as the black hole: only the colour differs
+    black, _ = cutout(x, 4, _g())
+    assert torch.equal((black == 0).all(dim=1), hole)

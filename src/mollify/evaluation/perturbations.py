@@ -4,7 +4,7 @@
 - Noisy Feature Mixup (erichson/NFM `evaluate.py`): `white_noise` (cls_noisy_validate) and
   `salt_and_pepper` (sp / sp_wrapper), swept over eps in {0, .02, ..., .35}.
 - Soft Augmentation (youngleox/soft_augmentation `cifar/utils.py`): `cutout` occlusion (its
-  Cutout class, one hole) and `random_crop` (get_test_dataloader_crop: RandomCrop(size, padding)),
+  Cutout class, one hole, filled with the normalisation mean as after its Normalize) and `random_crop` (get_test_dataloader_crop: RandomCrop(size, padding)),
   each returning the fraction of the image left visible.
 """
 
@@ -43,10 +43,14 @@ def salt_and_pepper(x: torch.Tensor, amount: float, g: torch.Generator) -> torch
     return out
 
 
-def cutout(x: torch.Tensor, length: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Soft Augmentation's Cutout with one hole (mask=0): centre (y, x) uniform over the pixels, the
-    square [y - length // 2, y + length // 2) x [...] clipped to the image and zeroed. Returns the
-    images and each one's visible fraction 1 - (hole area) / (H W)."""
+def cutout(x: torch.Tensor, length: int, g: torch.Generator,
+           fill: tuple[float, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft Augmentation's Cutout with one hole (mask=0, cifar/utils.py:482-526): centre (y, x)
+    uniform over the pixels, the square [y - length // 2, y + length // 2) x [...] clipped to the
+    image and set to `fill` per channel (in [0, 1] units). The release applies its Cutout after
+    Normalize (utils.py:302-305), so its hole is 0 in normalised space: pass the normalisation
+    mean as `fill` for that; None fills black (0 in [0, 1]). Returns the images and each one's
+    visible fraction 1 - (hole area) / (H W)."""
     n, _, h, w = x.shape
     if length == 0:
         return x, torch.ones(n, device=x.device)
@@ -56,7 +60,8 @@ def cutout(x: torch.Tensor, length: int, g: torch.Generator) -> tuple[torch.Tens
     in_rows = (rows[None] >= (cy - length // 2)[:, None]) & (rows[None] < (cy + length // 2)[:, None])
     in_cols = (cols[None] >= (cx - length // 2)[:, None]) & (cols[None] < (cx + length // 2)[:, None])
     hole = in_rows[:, :, None] & in_cols[:, None, :]
-    return x * ~hole[:, None], 1 - hole.flatten(1).double().mean(dim=1)
+    colour = torch.tensor(fill or (0.0,) * x.shape[1], device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    return torch.where(hole[:, None], colour, x), 1 - hole.flatten(1).double().mean(dim=1)
 
 
 def random_crop(x: torch.Tensor, padding: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -164,7 +164,8 @@ def other_evaluations(cfg: Params, dataset: str, x: np.ndarray, y: np.ndarray,
     out.mkdir(parents=True, exist_ok=True)
     meta = load_meta(paths.clean_dir(dataset))
     sweeps = {
-        "occlusion": (ev.occlusion, lambda z, level, g: cutout(z, int(level), g), True),
+        "occlusion": (ev.occlusion, lambda z, level, g: cutout(z, int(level), g, meta.mean if ev.occlusion.fill == "mean" else None),
+                      True),
         "crop": (ev.crop, lambda z, level, g: random_crop(z, int(level), g), True),
         "white_noise": (ev.white_noise, lambda z, level, g: white_noise(z, level, meta.std, g), False),
         "salt_pepper": (ev.salt_pepper, salt_and_pepper, False),
