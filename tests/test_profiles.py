@@ -108,3 +108,16 @@ def test_profiles_evaluate_on_the_official_release_and_the_15_standard_corruptio
         "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
     ]
     assert parse_params(default_params()).corrupt.source == "generate"  # the demo keeps its generated 19
+
+
+@pytest.mark.parametrize(("profile", "precision", "diffaug_precision", "paper_ece", "softmax", "fill"), [
+    (None, "auto", "fp32", "ece", "fp64", "mean"),  # ours: the demo
+    ("paper", "auto", "fp16", "ece_batch_mean", "fp32", "mean"),  # Lightning bf16-mixed; DiffAug's fp16 UNet
+    ("nfm", "fp32", "fp32", "ece", "fp32", "mean"),
+    ("softaug", "fp32", "fp32", "ece_right_closed", "fp32", "mean"),
+    ("smoothing", "fp32", "fp32", "ece_reference", "fp32", "mean"),
+])
+def test_each_profile_computes_and_reports_as_its_release(profile, precision, diffaug_precision, paper_ece, softmax, fill):
+    cfg = parse_params(default_params(*([f"profile={profile}"] if profile else [])))
+    assert (cfg.train.precision, cfg.train.diffaug_precision) == (precision, diffaug_precision)
+    assert (cfg.evaluate.paper_ece, cfg.evaluate.softmax, cfg.evaluate.occlusion.fill) == (paper_ece, softmax, fill)

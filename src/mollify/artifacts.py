@@ -17,7 +17,7 @@ from mollify.io import load_torch
 from mollify.models import create_model
 
 
-def load_diffaug(dataset: str, device: torch.device, precision: str = "auto") -> DiffAug:
+def load_diffaug(dataset: str, device: torch.device, precision: str = "fp32") -> DiffAug:
     """DiffAug with the diffusion stage's model of `dataset`."""
     return DiffAug(load_unet(paths.diffusion_dir(dataset)).to(device), precision)
 

@@ -84,6 +84,10 @@ class TrainConfig(Section):
     crop_padding: int = Field(4, ge=0)
     rotation_degrees: float = Field(15.0, ge=0, le=180)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    diffaug_precision: Literal["fp32", "fp16", "bf16"] = Field(
+        "fp32", description="the diffusion UNet's noise prediction in DiffAug, the DiffAug Ensemble and certification: "
+        "fp32 (ours; TF32 off, so the one-step estimate is fp32's), fp16 (the DiffAug release's), bf16 (its rounding, "
+        "amplified by 1/sqrt(abar_t) in the estimate, is 8x fp16's: docs/fidelity.md)")
     channels_last: bool = True
     compile: bool = Field(False, description="torch.compile the network for training (a one-off compile cost; "
                           "on CPU it needs a C compiler)")

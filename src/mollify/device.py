@@ -69,9 +69,11 @@ def lease_gpu(ids: list[str], lock_dir: str | Path | None = None, poll_s: float 
 
 
 def autocast(device: torch.device, precision: str) -> ContextManager:
-    """bf16 autocast for `precision: bf16`, and for `auto` on CUDA; plain fp32 otherwise."""
+    """bf16 autocast for `precision: bf16`, and for `auto` on CUDA; fp16 autocast for `fp16`; plain fp32 otherwise."""
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if precision == "fp16":
+        return torch.autocast(device_type=device.type, dtype=torch.float16)
     return nullcontext()
 
 

@@ -286,3 +286,39 @@ def test_unet_shapes_model_range_and_the_message_of_an_unknown_unet():
         make_unet("ddpm", 32)
     assert str(e.value) == "unknown UNet 'ddpm'; choices: demo, ddpm_cifar10"
     assert to_model_range(torch.tensor([0, 51, 255], dtype=torch.uint8)).tolist() == pytest.approx([-1, 51 / 127.5 - 1, 1])
+
+
+def _estimate_errors(precision: str, timesteps=(800, 999), n: int = 8) -> dict[int, tuple[float, float]]:
+    """Per t: (rms error of the unclamped one-step estimate in [-1, 1], max error of DiffAug's output in
+    8-bit levels) of the UNet's prediction in `precision` against fp32, for a random demo UNet on CPU."""
+    torch.manual_seed(0)
+    unet = make_unet("demo", 32).eval()
+    g = torch.Generator().manual_seed(1)
+    x = F.avg_pool2d(torch.rand(n, 3, 32, 32, generator=g), 5, 1, 2)  # smooth images in [0, 1]
+    noise = torch.randn(x.shape, generator=g)
+    abar = linear_alphas_cumprod()
+    out = {}
+    for t in timesteps:
+        tt = torch.full((n,), t)
+        x_t = q_sample(x * 2 - 1, tt, noise, abar)
+        estimates = {}
+        for p in ("fp32", precision):
+            with torch.no_grad(), torch.autocast("cpu", dtype={"fp16": torch.float16, "bf16": torch.bfloat16}.get(p, torch.float32),
+                                                 enabled=p != "fp32"):
+                eps = unet(x_t, tt).sample.float()
+            estimates[p] = (x_t - (1 - abar[t]).sqrt() * eps) / abar[t].sqrt()
+        diffaug = {p: DiffAug(unet, p)(x, torch.Generator().manual_seed(2), t) for p in ("fp32", precision)}
+        out[t] = (float((estimates[precision] - estimates["fp32"]).pow(2).mean().sqrt()),
+                  float((diffaug[precision] - diffaug["fp32"]).abs().max() * 255))
+    return out
+
+
+def test_the_one_step_estimate_in_fp32_is_fp32s_and_fp16_rounds_8x_finer_than_bf16():
+    # 1 / sqrt(abar_t) = 25.8 at t = 800 and 157 at t = 999 amplifies the rounding of eps_theta
+    assert 1 / linear_alphas_cumprod()[800].sqrt() == pytest.approx(25.8, abs=0.1)
+    assert 1 / linear_alphas_cumprod()[999].sqrt() == pytest.approx(157.4, abs=0.1)
+    assert _estimate_errors("fp32") == {800: (0.0, 0.0), 999: (0.0, 0.0)}
+    fp16, bf16 = _estimate_errors("fp16"), _estimate_errors("bf16")
+    # measured (seed 0, 8 images): fp16 rms 0.013 / 0.08, bf16 0.10 / 0.6 at t = 800 / 999
+    for t, bound in ((800, 0.03), (999, 0.2)):
+        assert fp16[t][0] < bound < bf16[t][0] and bf16[t][0] > 5 * fp16[t][0]

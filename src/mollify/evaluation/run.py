@@ -105,7 +105,7 @@ def evaluate_method(cfg: Params, dataset: str, method: str, seed: int = 0) -> di
 
     # DiffAug Ensemble beside the default evaluation, on the same images
     de = cfg.evaluate.diffaug_ensemble
-    diffaug = load_diffaug(dataset, device, precision)
+    diffaug = load_diffaug(dataset, device, cfg.train.diffaug_precision)
     members = ensemble_timesteps(de.step, de.max_t)
     streams = member_streams(cfg.seed, members, device)  # continued over the clean set and every chunk
 

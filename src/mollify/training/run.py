@@ -35,7 +35,7 @@ def train_method(cfg: Params, dataset: str, method: str, seed: int = 0, show_pro
     x, y = load_split(paths.clean_dir(dataset), "train", meta.num_classes)
     model_name = cfg.model_name(method, dataset)
     normalize = Normalize(meta.mean, meta.std, device, cfg.train.channels_last)
-    diffaug = NormalizedDiffAug(load_diffaug(dataset, device, cfg.train.precision), normalize) if recipe.diffaug else None
+    diffaug = NormalizedDiffAug(load_diffaug(dataset, device, cfg.train.diffaug_precision), normalize) if recipe.diffaug else None
     batch_recipe = build_recipe(recipe, meta.num_classes, diffaug)
     model_options = {"smoothing": recipe.smoothing, "mc_dropout": recipe.mc_dropout}
     torch.manual_seed(seed)  # weight initialisation
