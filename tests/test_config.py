@@ -78,6 +78,7 @@ def test_misspelled_key_inside_a_recipe():
         ("evaluate.paper_ece", "ece_batch_mean", "paper_ece=ece_batch_mean needs evaluate.ece_batch_size"),
         ("evaluate.paper_ece", "ece_torchmetrics", "evaluate.paper_ece: Input should be 'ece', 'ece_batch_mean'"),
         ("evaluate.softmax", "fp16", "evaluate.softmax: Input should be 'fp64' or 'fp32'"),
+        ("diffusion.warmup_steps", 300, "warmup_steps=300 is not below steps=300"),
         ("evaluate.occlusion", {"enabled": True, "levels": [0, 8], "fill": "grey"},
          "evaluate.occlusion.fill: Input should be 'mean' or 'black'"),
     ],

@@ -121,3 +121,10 @@ def test_each_profile_computes_and_reports_as_its_release(profile, precision, di
     cfg = parse_params(default_params(*([f"profile={profile}"] if profile else [])))
     assert (cfg.train.precision, cfg.train.diffaug_precision) == (precision, diffaug_precision)
     assert (cfg.evaluate.paper_ece, cfg.evaluate.softmax, cfg.evaluate.occlusion.fill) == (paper_ece, softmax, fill)
+
+
+def test_the_paper_profiles_ddpm_trains_as_ho_et_al():
+    diffusion = parse_params(default_params("profile=paper")).diffusion
+    assert (diffusion.unet, diffusion.lr, diffusion.grad_clip, diffusion.warmup_steps) == ("ddpm_cifar10", 2e-4, 1.0, 5000)
+    demo = parse_params(default_params()).diffusion
+    assert (demo.grad_clip, demo.warmup_steps) == (None, 0)  # the demo's small UNet: its own

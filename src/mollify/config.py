@@ -149,8 +149,20 @@ class DiffusionConfig(Section):
     batch_size: PositiveInt = 64
     lr: float = Field(2e-4, gt=0, description="Adam learning rate (DDPM: 2e-4)")
     ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of the weights (DDPM: 0.9999)")
+    grad_clip: float | None = Field(None, gt=0, description="clip the gradients' global norm to this (Ho et al.: 1.0, "
+                                    "scripts/run_cifar.py:134); None: no clipping")
+    warmup_steps: int = Field(0, ge=0, description="linear learning-rate warm-up lr min(step / warmup_steps, 1) "
+                              "(Ho et al.: 5000); 0: none")
     eval_every: PositiveInt = Field(100, description="held-out denoising MSE every N steps (and a checkpoint)")
     eval_images: PositiveInt = Field(500, description="held-out test images for the denoising MSE")
+
+
+    @model_validator(mode="after")
+    def _warmup_within_training(self) -> "DiffusionConfig":
+        if self.pretrained is None and self.warmup_steps >= self.steps:
+            raise ValueError(f"warmup_steps={self.warmup_steps} is not below steps={self.steps}: the learning rate would "
+                             f"never reach diffusion.lr; lower diffusion.warmup_steps")
+        return self
 
 
 class MethodConfig(Section):

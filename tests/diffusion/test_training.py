@@ -185,3 +185,33 @@ def test_load_unet_messages_and_the_hub_only_when_allowed(tmp_path, monkeypatch)
                                   "elsewhere and set diffusion.pretrained to its local directory.")
     assert refused.value.__cause__ is None and refused.value.__suppress_context__
 
+
+
+def test_the_global_norm_is_clipped_as_tf_clip_by_global_norm():
+    a, b = torch.zeros(2, requires_grad=True), torch.zeros(1, requires_grad=True)
+    a.grad, b.grad = torch.tensor([3.0, 0.0]), torch.tensor([4.0])  # global norm 5
+    assert float(ddpm.clip_global_norm_([a, b], 1.0)) == 5.0
+    torch.testing.assert_close(torch.cat([a.grad, b.grad]), torch.tensor([0.6, 0.0, 0.8]), rtol=0, atol=1e-7)
+    a.grad, b.grad = torch.tensor([0.3, 0.0]), torch.tensor([0.4])  # below the bound: unchanged
+    ddpm.clip_global_norm_([a, b], 1.0)
+    assert torch.equal(torch.cat([a.grad, b.grad]), torch.tensor([0.3, 0.0, 0.4]))
+
+
+def test_ho_et_al_warm_up_is_linear_from_zero_over_5000_steps():
+    assert [ddpm.warmed_up_lr(2e-4, 5000, s) for s in (0, 1, 2500, 5000, 800_000)] == pytest.approx([0, 4e-8, 1e-4, 2e-4, 2e-4])
+    assert ddpm.warmed_up_lr(2e-4, 0, 0) == 2e-4
+
+
+def test_training_applies_the_warm_up_and_the_clipped_norm(monkeypatch):
+    steps = []
+    original_step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
+        steps.append((self.param_groups[0]["lr"], float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))))
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    _train(replace(SETTINGS, steps=3, grad_clip=1e-3, warmup_steps=2))
+    assert [lr for lr, _ in steps] == pytest.approx([0.0, 5e-4, 1e-3])  # lr x min(step / 2, 1)
+    assert [norm for _, norm in steps] == pytest.approx([1e-3] * 3, rel=1e-5)  # every gradient is larger than 1e-3

@@ -48,7 +48,8 @@ def prepare_diffusion(cfg: Params, dataset: str, show_progress: bool = True) -> 
             torch.manual_seed(cfg.seed)
             unet = make_unet(settings_cfg.unet, x.shape[-1], x.shape[1]).to(device)
             settings = DiffusionSettings(steps=settings_cfg.steps, batch_size=settings_cfg.batch_size, lr=settings_cfg.lr,
-                                         ema_decay=settings_cfg.ema_decay, seed=cfg.seed, eval_every=settings_cfg.eval_every)
+                                         ema_decay=settings_cfg.ema_decay, seed=cfg.seed, eval_every=settings_cfg.eval_every,
+                                         grad_clip=settings_cfg.grad_clip, warmup_steps=settings_cfg.warmup_steps)
             fingerprint = fingerprint_parts({"settings": asdict(settings), "unet": settings_cfg.unet, "code": code_fingerprint(),
                                              "data": hashlib.sha256(x.tobytes()).hexdigest()})
         seconds["training steps"] = 0.0  # (listed before the evaluations timed inside)

@@ -36,6 +36,25 @@ class DiffusionSettings:
     seed: int
     eval_every: int
     eval_timesteps: tuple[int, ...] = (100, 300, 500)
+    grad_clip: float | None = None  # global gradient norm bound (Ho et al.: 1.0)
+    warmup_steps: int = 0  # linear learning-rate warm-up (Ho et al.: 5000)
+
+
+def warmed_up_lr(lr: float, warmup_steps: int, step: int) -> float:
+    """lr x min(step / warmup_steps, 1) for the update after `step` updates (0-based), as Ho et al.'s
+    get_warmed_up_lr (hojonathanho/diffusion diffusion_tf/utils.py:145-148): the first update's is 0."""
+    return lr if warmup_steps == 0 else lr * min(step / warmup_steps, 1.0)
+
+
+def clip_global_norm_(parameters: list[torch.Tensor], clip: float) -> torch.Tensor:
+    """Scale the gradients by clip / max(norm, clip), norm their global l2 norm, and return that norm:
+    tf.clip_by_global_norm as Ho et al. apply it (diffusion_tf/utils.py:173), without the 1e-6 that
+    torch's clip_grad_norm_ adds to the norm."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.double()) for g in grads]))
+    scale = clip / torch.clamp(norm, min=clip)
+    torch._foreach_mul_(grads, scale.to(grads[0].dtype))
+    return norm
 
 
 def _ema_update(ema: UNet2DModel, model: UNet2DModel, decay: float) -> None:
@@ -50,7 +69,8 @@ def train_diffusion(unet: UNet2DModel, images: torch.Tensor, held_out: torch.Ten
                     show_progress: bool = True, divergence_hint: str = "Lower the learning rate.",
                     seconds: dict[str, float] | None = None) -> tuple[UNet2DModel, list[dict[str, Any]]]:
     """Train `unet` on uint8 `images` (on its device) with DDPM's loss ||eps - eps_theta(x_t, t)||^2,
-    t ~ U{0..T-1}, Adam; returns the EMA weights (decay warmed up as min(decay, (1+n)/(10+n))) and
+    t ~ U{0..T-1}, Adam (with `grad_clip` and `warmup_steps`: Ho et al.'s clipped global norm and
+    linear warm-up); returns the EMA weights (decay warmed up as min(decay, (1+n)/(10+n))) and
     the log: training loss, and every `eval_every` steps the EMA model's denoising MSE on `held_out`.
     With `checkpoint`, state is saved at each evaluation and a matching one is resumed from. A loss
     that is not finite or above `DIFFUSION_LOSS_BOUND` raises `Diverged` before anything is saved.
@@ -92,6 +112,10 @@ def train_diffusion(unet: UNet2DModel, images: torch.Tensor, held_out: torch.Ten
             loss = F.mse_loss(unet(q_sample(x0, t, noise, abar), t).sample, noise)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if settings.grad_clip is not None:
+                clip_global_norm_(list(unet.parameters()), settings.grad_clip)
+            for group in optimizer.param_groups:
+                group["lr"] = warmed_up_lr(settings.lr, settings.warmup_steps, step)
             optimizer.step()
             _ema_update(ema, unet, min(settings.ema_decay, (1 + step) / (10 + step)))
             loss_sum += loss.detach()
