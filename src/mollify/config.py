@@ -175,6 +175,10 @@ class MethodConfig(Section):
     softaug: SoftAugConfig | None = None
     diffaug: bool = Field(False, description="train on the clean images + DiffAug of the un-augmented images (CE + CE)")
     augmix_jsd: bool = Field(False, description="AugMix with its Jensen-Shannon consistency loss: two AugMix views, weight 12")
+    augmix_jsd_ops: Literal["release", "torchvision"] = Field(
+        "release", description="the JSD views' AugMix: release = the AugMix release's 9 operations with continuous levels "
+        "(as the DiffAug release's AugMix + DiffAug imports them); torchvision = torchvision's AugMix (13 operations, "
+        "brightness / color / contrast / sharpness among them, discrete magnitude bins), as the `augmix` augmentation")
     smoothing: bool = Field(False, description="TanhBlur spatial smoothing after each stage")
     mc_dropout: float = Field(0.0, ge=0, lt=1, description="test-time dropout rate in each block (0: off)")
     loss: Literal["ce", "nce", "bce"] = "ce"

@@ -287,3 +287,41 @@ def test_every_tensor_the_policies_make_is_placed_on_the_images_device():
         for policy in (TrivialAugmentWide(), RandAugment(), AutoAugment(), AugMix(), AugMix(chain_depth=2)):
             policy(x, torch.Generator().manual_seed(1))
     assert watch.unplaced == []
+
+
+def test_the_release_augmix_draws_its_9_operations_with_continuous_levels_up_to_severity_3():
+    from mollify.augment.policies import RELEASE_AUGMIX_OPS, ReleaseAugMix
+
+    ops, magnitudes = ReleaseAugMix().chain(60_000, 32, 32, torch.Generator().manual_seed(0), torch.device("cpu"))[0]
+    by_op = {}
+    for op, m in zip(ops, magnitudes):
+        by_op.setdefault(op, []).append(m)
+    # uniform over the release's 9 (augmentations.py `augmentations`): never brightness, color, contrast, sharpness
+    assert set(by_op) == set(RELEASE_AUGMIX_OPS)
+    assert all(abs(len(v) / 60_000 - 1 / 9) < 0.01 for v in by_op.values())
+    # level ~ U(0.1, 3): rotate int(3 level) degrees, P(0) = (1/3 - 0.1) / 2.9, P(k) = (1/3) / 2.9 for k = 1..8
+    rotate = torch.tensor(by_op["Rotate"]).abs()
+    assert set(rotate.tolist()) == set(range(9))
+    assert float((rotate == 0).double().mean()) == pytest.approx((1 / 3 - 0.1) / 2.9, abs=0.01)
+    assert float((rotate == 8).double().mean()) == pytest.approx((1 / 3) / 2.9, abs=0.01)
+    assert float((torch.tensor(by_op["Rotate"]) < 0).double().mean()) == pytest.approx(0.5 * (1 - (1 / 3 - 0.1) / 2.9), abs=0.015)
+    # posterize keeps 4 - int(0.4 level) bits: 4 for level < 2.5 (2.4 / 2.9 of the draws), else 3
+    posterize = torch.tensor(by_op["Posterize"])
+    assert set(posterize.tolist()) == {3.0, 4.0}
+    assert float((posterize == 4).double().mean()) == pytest.approx(2.4 / 2.9, abs=0.01)
+    # shear: a continuous |m| = 0.03 level, uniform on [0.003, 0.09)
+    shear = torch.tensor(by_op["ShearX"], dtype=torch.float64).abs()
+    assert 0.003 <= float(shear.min()) < 0.0035 and 0.0895 < float(shear.max()) < 0.09
+    assert len(set(shear.tolist())) == len(shear) and float(shear.mean()) == pytest.approx(0.0465, abs=0.001)
+    # solarize from 256 - int(25.6 level) in [180, 254]; translate int(level 32 / 30) in {0, .., 3} pixels
+    assert {round(255 * m) for m in by_op["Solarize"]} == set(range(180, 255))
+    assert {abs(m) for m in by_op["TranslateY"]} == {0.0, 1.0, 2.0, 3.0}
+
+
+def test_the_release_augmix_mixes_in_float():
+    from mollify.augment.policies import ReleaseAugMix
+
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    out = ReleaseAugMix()(x, torch.Generator().manual_seed(2))
+    assert out.dtype == torch.float32 and out.shape == x.shape and 0 <= float(out.min()) and float(out.max()) <= 255
+    assert bool((out != out.floor()).any())  # not truncated to uint8 as torchvision's

@@ -3,7 +3,7 @@
 import pytest
 
 from mollify.augment import BatchRecipe
-from mollify.augment.policies import AugMix
+from mollify.augment.policies import AugMix, ReleaseAugMix
 from mollify.config import parse_params
 from mollify.errors import MollifyError
 from mollify.training.run import build_augmentation, build_recipe
@@ -38,7 +38,9 @@ def test_soft_augmentation_and_nfm_options_reach_the_batch_recipe():
 
 def test_augmix_jsd_and_diffaug_reach_the_batch_recipe():
     built = build_recipe(_recipe(augment=["augmix"], augmix_jsd=True), 10)
-    assert isinstance(built.augmix_views, AugMix) and built.diffaug is None
+    assert type(built.augmix_views) is ReleaseAugMix and built.diffaug is None  # the AugMix release's, by default
+    built = build_recipe(_recipe(augment=["augmix"], augmix_jsd=True, augmix_jsd_ops="torchvision"), 10)
+    assert type(built.augmix_views) is AugMix
     sentinel = object()
     assert build_recipe(_recipe(augment=["flip"], diffaug=True), 10, sentinel).diffaug is sentinel
     with pytest.raises(MollifyError, match="needs the diffusion model"):

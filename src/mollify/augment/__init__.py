@@ -13,8 +13,8 @@ from importlib import import_module
 from typing import Any
 
 _MODULES = {
-    "POLICIES": "base", "Augmentation": "base", "compose": "base", "make_policy": "base", "random_crop": "base",
-    "random_flip": "base", "random_rotation": "base",
+    "POLICIES": "base", "Augmentation": "base", "compose": "base", "make_policy": "base", "make_augmix_views": "base",
+    "random_crop": "base", "random_flip": "base", "random_rotation": "base",
     "MIXES": "batch", "BatchRecipe": "batch",
     "DiffAug": "diffaug", "NormalizedDiffAug": "diffaug", "ensemble_timesteps": "diffaug",
     "Mollification": "mollification",

@@ -67,6 +67,14 @@ def make_policy(name: str) -> Augmentation:
     return policies.POLICIES[name]()
 
 
+def make_augmix_views(ops: str = "release") -> Augmentation:
+    """The AugMix of AugMix's JSD views: the release's (`policies.ReleaseAugMix`: its 9 operations,
+    continuous levels, float mix) or torchvision's (`policies.AugMix`, as the `augmix` augmentation)."""
+    from mollify.augment import policies
+
+    return policies.ReleaseAugMix() if ops == "release" else policies.AugMix()
+
+
 def compose(names: list[str], crop_padding: int = 4, rotation_degrees: float = 15.0) -> Augmentation:
     """The per-image augmentation of a recipe: geometric steps (flip, crop, rotate) then the
     policies, in that fixed order whatever the order of `names`; names of batch-level steps

@@ -52,7 +52,7 @@ def _grid_sample(x: torch.Tensor, matrices: list[list[float]], mode: str) -> tor
     return out.round_().to(x.dtype)
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=4096)  # bounded: the AugMix release's shear magnitudes are continuous
 def _matrix(op: str, magnitude: float, h: int, w: int) -> list[float]:
     """The inverse affine matrix torchvision's `_apply_image_or_video_transform` builds for `op`."""
     corner = [-0.5 * w, -0.5 * h]  # center=[0, 0] (the top-left corner) in torchvision's centred frame
@@ -283,7 +283,8 @@ class AugMix(_Policy):
             rounds.append(([op if step < d else None for op, d in zip(ops, depth)], magnitudes))
         return rounds
 
-    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def mix(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """The float mix of uint8 `x` with its chains."""
         b, h, w = x.shape[0], *x.shape[-2:]
         keep, chains = self.weights(b, g, x.device)
         # all chains as one batch (chain c of sample i is row c * b + i): each op runs once per round
@@ -293,7 +294,64 @@ class AugMix(_Policy):
         mix = keep.view(-1, 1, 1, 1) * x
         for i, chain in enumerate(aug.split(b)):
             mix.add_(chains[:, i].view(-1, 1, 1, 1) * chain)
-        return mix.to(x.dtype)
+        return mix
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return self.mix(x, g).to(x.dtype)
+
+
+# The AugMix release's 9 operations (google-research/augmix augmentations.py:141-144, `augmentations`; the 4
+# that overlap the -C corruptions, color / contrast / brightness / sharpness, only with --all-ops), as our ops
+RELEASE_AUGMIX_OPS = ("AutoContrast", "Equalize", "Posterize", "Rotate", "Solarize", "ShearX", "ShearY",
+                      "TranslateX", "TranslateY")
+
+
+def release_augmix_magnitude(op: str, level: float, negative: bool, size: int) -> float:
+    """The magnitude of OPS[op] for the release's level in [0.1, severity) (augmentations.py:25-136):
+    int_parameter(level, maxval) = int(level maxval / 10), float_parameter = level maxval / 10; posterize
+    keeps 4 - int_parameter(level, 4) bits, solarize inverts from 256 - int_parameter(level, 256) on,
+    rotate int_parameter(level, 30) degrees, shear float_parameter(level, 0.3), translate
+    int_parameter(level, size / 3) pixels (the release: IMAGE_SIZE = 32), each of the last three
+    negated when `negative` (drawn with probability 1/2)."""
+    sign = -1.0 if negative else 1.0
+    if op == "Posterize":
+        return float(4 - int(level * 4 / 10))
+    if op == "Solarize":
+        return (256 - int(level * 256 / 10)) / 255  # our Solarize's threshold is 255 x magnitude
+    if op == "Rotate":
+        return sign * int(level * 30 / 10)
+    if op in ("ShearX", "ShearY"):
+        return sign * level * 0.3 / 10
+    if op in ("TranslateX", "TranslateY"):
+        return sign * int(level * (size / 3) / 10)
+    return 0.0
+
+
+class ReleaseAugMix(AugMix):
+    """AugMix as its release trains with the JSD loss (google-research/augmix cifar.py:152-181, and
+    the DiffAug release's AugMix + DiffAug training, oore-lab/diffaug training_scripts/diffaugmix.py:17
+    and :101-130, which imports the same operations): per op a uniform choice of the 9 operations of
+    RELEASE_AUGMIX_OPS and a continuous level ~ U(0.1, severity) (augmentations.py:52-53; severity 3,
+    cifar.py's default; the DiffAug ImageNet script's is 1); chains of depth U{1, 2, 3}, width 3,
+    Dirichlet(1) chain weights and a Beta(1, 1) skip weight; the mix stays float (the release mixes
+    the normalised tensors), so the output is float in [0, 255]. Batched on tensors with torchvision's
+    kernels (bilinear), not PIL: interpolation and autocontrast rounding may differ by a grey level."""
+
+    def chain(self, b, h, w, g, device) -> list[Round]:
+        depth = (torch.full((b,), self.depth, device=device) if self.depth > 0
+                 else torch.randint(1, 4, (b,), generator=g, device=device)).tolist()
+        rounds = []
+        for step in range(max(depth)):
+            op = torch.randint(len(RELEASE_AUGMIX_OPS), (b,), generator=g, device=device).tolist()
+            level = (0.1 + (self.severity - 0.1) * torch.rand(b, generator=g, device=device, dtype=torch.float64)).tolist()
+            negative = (torch.rand(b, generator=g, device=device) > 0.5).tolist()
+            names = [RELEASE_AUGMIX_OPS[k] for k in op]
+            magnitudes = [release_augmix_magnitude(n, lv, neg, w) for n, lv, neg in zip(names, level, negative)]
+            rounds.append(([n if step < d else None for n, d in zip(names, depth)], magnitudes))
+        return rounds
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return self.mix(x, g)
 
 
 POLICIES = {"trivaug": TrivialAugmentWide, "randaug": RandAugment, "autoaug": AutoAugment, "augmix": AugMix}

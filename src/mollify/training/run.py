@@ -14,7 +14,7 @@ import torch
 from mollify import paths
 from mollify.artifacts import diffusion_fingerprint, load_diffaug
 from mollify.augment import (Augmentation, BatchRecipe, Mollification, NoisyFeatureMixup, NormalizedDiffAug,
-                             SoftAugmentation, compose, make_policy)
+                             SoftAugmentation, compose, make_augmix_views)
 from mollify.config import MethodConfig, Params, TrainConfig
 from mollify.data import load_meta, load_split
 from mollify.device import Normalize, resolve_device
@@ -111,7 +111,7 @@ def build_recipe(recipe: MethodConfig, num_classes: int, diffaug: NormalizedDiff
         softaug=SoftAugmentation(num_classes, **recipe.softaug.model_dump()) if recipe.softaug else None,
         nfm=NoisyFeatureMixup(**recipe.nfm.model_dump()) if recipe.nfm else None,
         diffaug=diffaug,
-        augmix_views=make_policy("augmix") if recipe.augmix_jsd else None,
+        augmix_views=make_augmix_views(recipe.augmix_jsd_ops) if recipe.augmix_jsd else None,
     )
 
 
