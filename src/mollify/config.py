@@ -52,6 +52,9 @@ class CorruptConfig(Section):
     severities: list[Severity] = [1, 2, 3, 4, 5]
     max_images: PositiveInt | None = Field(None, description="corrupt only the first N test images (None: all)")
     batch_size: PositiveInt = 1000
+    tiny_c_order: Literal["file", "class"] = Field(
+        "file", description="order of the official Tiny-ImageNet-C images: file (by file name, ours: the first N mix the "
+        "classes) or class (sorted wnids, 50 images each: the mollification reference's, on which its batch-mean ECE depends)")
 
     @field_validator("corruptions")
     @classmethod

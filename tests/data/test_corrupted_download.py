@@ -70,3 +70,18 @@ def test_demo_has_no_official_set():
     raw["corrupt"]["source"] = "official"
     with pytest.raises(MollifyError, match="demo dataset has no official corrupted set"):
         parse_params(raw)
+
+
+@pytest.mark.parametrize(("order", "labels"), [("file", [0, 1, 2, 0, 1, 2]), ("class", [0, 0, 1, 1, 2, 2])])
+def test_tiny_c_in_file_order_or_class_by_class_as_the_mollification_reference(server, tmp_path, monkeypatch, order, labels):
+    # files ILSVRC2012_val_<k><label>: by name 00, 01, 02, 10, 11, 12; the reference walks the sorted wnids
+    served, url = server
+    tinyimagenet_archive(served / "tiny-imagenet-200.zip")
+    tiny_c_archive(served / "Tiny-ImageNet-C.tar", ["fog"])
+    _serve(monkeypatch, DATASETS, "tinyimagenet", served / "tiny-imagenet-200.zip")
+    _serve(monkeypatch, CORRUPTED, "tinyimagenet", served / "Tiny-ImageNet-C.tar")
+    out = tmp_path / "corrupted"
+    prepare_official_corrupted("tinyimagenet", out, download_dir=tmp_path / "dl", corruptions=["fog"], severities=[2],
+                               max_images=None, mirror=url, tiny_c_order=order)
+    assert np.load(out / "labels.npy").tolist() == labels
+    np.testing.assert_allclose(np.load(out / "fog" / "s2.npy")[:, 0].mean(axis=(1, 2)), 40 + 80 * np.array(labels), atol=3)

@@ -89,6 +89,7 @@ def prepare_official_corrupted(
     severities: list[int],
     max_images: int | None,
     mirror: str | None = None,
+    tiny_c_order: str = "file",
 ) -> dict:
     """Write the official CIFAR-10-C / CIFAR-100-C / Tiny-ImageNet-C as `<out_dir>/<corruption>/s<severity>.npy`
     (uint8 (N, C, H, W)) and `labels.npy`; return the source record (url, md5)."""
@@ -101,7 +102,7 @@ def prepare_official_corrupted(
         assert clean.url is not None and clean.md5 is not None
         _, clean_archive = _fetch(clean.url, clean.md5, download_dir, mirror)
         wnids = archives.read_tinyimagenet_wnids(clean_archive)
-        arrays, labels = corrupted.read_tiny_c(archive, wnids, corruptions, severities, max_images)
+        arrays, labels = corrupted.read_tiny_c(archive, wnids, corruptions, severities, max_images, tiny_c_order)
     else:
         arrays, labels = corrupted.read_cifar_c(archive, corruptions, severities, max_images)
     size = DATASETS[name].image_size

@@ -4,9 +4,12 @@
 int64 labels, for the corruptions, severities and first `max_images` images asked for:
 - CIFAR-x-C: `<corruption>.npy` (50000, 32, 32, 3) uint8, severity s = rows [(s-1) 10000, s 10000),
   and `labels.npy`;
-- Tiny-ImageNet-C: `<corruption>/<severity>/<wnid>/<file>.JPEG`. Images are ordered by file name
-  (so the first N mix the classes) and labelled by the wnid's position in the training set's
-  sorted wnids, as the clean TinyImageNet labels are (archives.read_tinyimagenet).
+- Tiny-ImageNet-C: `<corruption>/<severity>/<wnid>/<file>.JPEG`, labelled by the wnid's position in
+  the training set's sorted wnids, as the clean TinyImageNet labels are (archives.read_tinyimagenet).
+  Ordered by file name (`order="file"`, ours: the first N mix the classes) or class by class, the
+  wnids sorted, then by file name (`order="class"`, the mollification reference's order:
+  data/process-datasets.py:229-241 walks the sorted wnids and each one's folder, 50 images a class,
+  so that each test batch of 100 holds two classes, which its batch-mean ECE depends on).
 """
 
 from __future__ import annotations
@@ -67,7 +70,8 @@ def read_cifar_c(archive: Path, corruptions: list[str], severities: list[int], m
 
 
 def read_tiny_c(
-    archive: Path, wnids: list[str], corruptions: list[str], severities: list[int], max_images: int | None
+    archive: Path, wnids: list[str], corruptions: list[str], severities: list[int], max_images: int | None,
+    order: str = "file",
 ) -> tuple[Arrays, np.ndarray]:
     index = {w: i for i, w in enumerate(sorted(wnids))}
     with _open(archive) as tar:
@@ -87,7 +91,8 @@ def read_tiny_c(
                 images = folders.get((name, s))
                 if not images:
                     raise MollifyError(f"{archive} has no {name}/{s} folder; the archive is not the official one.")
-                keys = sorted(images)[:max_images]
+                # keys are (file, wnid): by file name, or by class (the sorted wnids) then file name
+                keys = sorted(images, key=(lambda k: (k[1], k[0])) if order == "class" else None)[:max_images]
                 unknown = {w for _, w in keys} - set(index)
                 if unknown:
                     raise MollifyError(
