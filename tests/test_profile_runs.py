@@ -62,19 +62,23 @@ class Run:
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)
     overrides: tuple[str, ...] = ()
     published: tuple[str, float] | None = None  # an entry of conf/published.csv for this run: (metric, value)
+    paper_ece: str = "ece"  # the ECE its paper reports, beside ours
+    published_ece: float | None = None  # the published ECE of this run, compared with paper_ece
     evaluations: tuple[str, ...] = ()  # the other evaluations its paper reports (summary keys)
 
 
 RUNS = {
     # PreActResNet-50 on 64 px is the slowest network here: batches of 32 (36 train images, 6 test), severity 5 only
     "paper": Run("tinyimagenet", "fcr_trivaug_mollify", "preact_resnet50", severities=(5,), published=("err", 0.32),
+                 paper_ece="ece_batch_mean",
                  overrides=("train.batch_size=32", "corrupt.severities=[5]"), evaluations=("ood", "certified")),
     "nfm": Run("cifar10", "nfm_recipe", "preact_resnet18_nfm", evaluations=("white_noise", "salt_pepper")),
-    # one epoch: the soft crop's final phase without it (20 epochs) would cover the whole run
-    "softaug": Run("cifar100", "softaug_recipe", "resnet18", published=("err", 0.1831),
+    # one epoch: the soft crop's final phase without it (21 epochs) would cover the whole run
+    "softaug": Run("cifar100", "softaug_recipe", "resnet18", published=("err", 0.1831), paper_ece="ece_right_closed",
                    overrides=("recipes.softaug_recipe.softaug.final_epochs_without=0",), evaluations=("occlusion", "crop")),
     # MC dropout: 2 passes on the clean set instead of 50 (and the sweep over 1 and 2)
     "smoothing": Run("cifar100", "smooth_mcdo", "resnet18", ece_bins=10, published=("acc", 0.790),
+                     paper_ece="ece_reference", published_ece=0.025,
                      overrides=("evaluate.mc_samples=2", "evaluate.mc_sweep=[1,2]"), evaluations=("deep_ensemble",)),
 }
 
@@ -146,20 +150,33 @@ def test_profile_runs_end_to_end(profile, mirror, workdir: Path):
     # the ECE variant: bins of the reliability diagram
     assert len(load_csv(paths.run_dir(run.dataset, run.method) / "reliability.csv")) == run.ece_bins
     assert 0 <= metrics["clean"]["err"] <= 1 and 0 <= metrics["corrupted"]["err"] <= 1
-    # the paper's ECE beside ours: 15 bins on each test batch of 100, averaged
-    assert ("ece_batch_mean" in metrics["clean"]) == ("ece_batch_mean" in metrics["corrupted"]) == (profile == "paper")
+    # the paper's ECE beside ours (paper: 15 bins on each test batch of 100, averaged; softaug: 10 bins (a, b];
+    # smoothing: counted in (a, b], summed in [a, b)), in the metrics and in its own columns of the results table
+    variants = ("ece_batch_mean", "ece_right_closed", "ece_reference")
+    for part in ("clean", "corrupted"):
+        assert {v for v in variants if v in metrics[part]} == ({run.paper_ece} - {"ece"})
+    assert metrics["paper_ece"] == run.paper_ece
     if profile == "smoothing":  # one pass on the corrupted sets, as the reference's robustness evaluation
         assert (metrics["mc_samples"], metrics["mc_samples_corrupted"]) == (2, 1)
     report = paths.results_file().read_text()
     assert f"| {run.dataset} | {run.method} |" in report and "official -C release" in report
+    header = f"| corrupted ECE % | clean {run.paper_ece} % (paper's ECE) | corrupted {run.paper_ece} % (paper's ECE) |"
+    assert (header in report) == (run.paper_ece != "ece")
+    if run.paper_ece != "ece":
+        cells = f"| {100 * metrics['clean'][run.paper_ece]:.2f} | {100 * metrics['corrupted'][run.paper_ece]:.2f} |"
+        assert cells in report
     # ours beside the published number: clean err / acc in percent and the difference in points
     if run.published is None:
         assert "No entry of conf/published.csv matches these runs" in report
     else:
         metric, value = run.published
         ours = metrics["clean"][metric]
-        assert (f"| {run.dataset} | {run.method} | {run.model} | clean.{metric} % | {100 * ours:.2f} | {100 * value:.2f} | "
-                f"{100 * (ours - value):+.2f} |") in report
+        assert (f"| {run.dataset} | {run.method} | {run.model} | clean.{metric} % | {100 * ours:.2f} | clean.{metric} | "
+                f"{100 * value:.2f} | {100 * (ours - value):+.2f} |") in report
+    if run.published_ece is not None:  # the published ECE beside the variant its paper computes
+        ours = metrics["clean"][run.paper_ece]
+        assert (f"| clean.ece % | {100 * ours:.2f} | clean.{run.paper_ece} | {100 * run.published_ece:.2f} | "
+                f"{100 * (ours - run.published_ece):+.2f} |") in report
     # the other evaluations its paper reports, and only those
     others = ("occlusion", "crop", "white_noise", "salt_pepper", "ood", "certified", "deep_ensemble")
     assert {k for k in others if k in metrics} == set(run.evaluations)

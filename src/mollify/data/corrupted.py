@@ -8,7 +8,7 @@ int64 labels, for the corruptions, severities and first `max_images` images aske
   the training set's sorted wnids, as the clean TinyImageNet labels are (archives.read_tinyimagenet).
   Ordered by file name (`order="file"`, ours: the first N mix the classes) or class by class, the
   wnids sorted, then by file name (`order="class"`, the mollification reference's order:
-  data/process-datasets.py:229-241 walks the sorted wnids and each one's folder, 50 images a class,
+  data/process-datasets.py:229-242 walks the sorted wnids and each one's folder, 50 images a class,
   so that each test batch of 100 holds two classes, which its batch-mean ECE depends on).
 """
 

@@ -59,7 +59,7 @@ def right_closed_ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 10
     """ECE with right-closed bins (a, b] over [0, 1], as Soft Augmentation's release: its `ECE`
     (youngleox/soft_augmentation cifar/utils.py:680-711) bins the fp32 softmax's maximum with
     np.digitize(conf, np.linspace(0, 1, num_bins), right=True) (lines 691-692) and is called with
-    num_bins=11 (cifar/train.py:164), i.e. 10 bins of width 0.1; ECE = sum_b |acc_b - conf_b| n_b / N.
+    num_bins=11 (cifar/train.py:163), i.e. 10 bins of width 0.1; ECE = sum_b |acc_b - conf_b| n_b / N.
     A confidence on an edge belongs to the bin below it (ours: to the bin above)."""
     conf, pred = probs.double().max(dim=1)
     correct = (pred == labels).double()
