@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,7 +39,8 @@ def test_cifar_c(server, tmp_path, monkeypatch):  # server: tests/data/conftest.
                                    severities=[1], max_images=None, mirror=url)
 
 
-def test_tiny_c_labels_follow_the_training_wnid_order(server, tmp_path, monkeypatch):
+def _tiny_c(server, tmp_path, monkeypatch, severities: list[int], **kwargs) -> Path:
+    """The official Tiny-ImageNet-C of a miniature fog-only archive, prepared into tmp_path / corrupted."""
     served, url = server
     tinyimagenet_archive(served / "tiny-imagenet-200.zip")
     tiny_c_archive(served / "Tiny-ImageNet-C.tar", ["fog"])
@@ -46,7 +48,12 @@ def test_tiny_c_labels_follow_the_training_wnid_order(server, tmp_path, monkeypa
     _serve(monkeypatch, CORRUPTED, "tinyimagenet", served / "Tiny-ImageNet-C.tar")
     out = tmp_path / "corrupted"
     prepare_official_corrupted("tinyimagenet", out, download_dir=tmp_path / "dl", corruptions=["fog"],
-                               severities=[1, 3], max_images=None, mirror=url)
+                               severities=severities, max_images=None, mirror=url, **kwargs)
+    return out
+
+
+def test_tiny_c_labels_follow_the_training_wnid_order(server, tmp_path, monkeypatch):
+    out = _tiny_c(server, tmp_path, monkeypatch, [1, 3])
     labels = np.load(out / "labels.npy")
     assert sorted(labels.tolist()) == [0, 0, 1, 1, 2, 2]
     for s in (1, 3):
@@ -75,13 +82,6 @@ def test_demo_has_no_official_set():
 @pytest.mark.parametrize(("order", "labels"), [("file", [0, 1, 2, 0, 1, 2]), ("class", [0, 0, 1, 1, 2, 2])])
 def test_tiny_c_in_file_order_or_class_by_class_as_the_mollification_reference(server, tmp_path, monkeypatch, order, labels):
     # files ILSVRC2012_val_<k><label>: by name 00, 01, 02, 10, 11, 12; the reference walks the sorted wnids
-    served, url = server
-    tinyimagenet_archive(served / "tiny-imagenet-200.zip")
-    tiny_c_archive(served / "Tiny-ImageNet-C.tar", ["fog"])
-    _serve(monkeypatch, DATASETS, "tinyimagenet", served / "tiny-imagenet-200.zip")
-    _serve(monkeypatch, CORRUPTED, "tinyimagenet", served / "Tiny-ImageNet-C.tar")
-    out = tmp_path / "corrupted"
-    prepare_official_corrupted("tinyimagenet", out, download_dir=tmp_path / "dl", corruptions=["fog"], severities=[2],
-                               max_images=None, mirror=url, tiny_c_order=order)
+    out = _tiny_c(server, tmp_path, monkeypatch, [2], tiny_c_order=order)
     assert np.load(out / "labels.npy").tolist() == labels
     np.testing.assert_allclose(np.load(out / "fog" / "s2.npy")[:, 0].mean(axis=(1, 2)), 40 + 80 * np.array(labels), atol=3)
