@@ -84,7 +84,8 @@ RUNS = {
 
 TINY = (
     "seeds=[0]", "diffaug_methods=[]", "train.epochs=1",
-    "diffusion.unet=demo", "diffusion.steps=2", "diffusion.batch_size=8", "diffusion.eval_every=2", "diffusion.eval_images=8",
+    "diffusion.unet=demo", "diffusion.steps=2", "diffusion.warmup_steps=1", "diffusion.batch_size=8", "diffusion.eval_every=2",
+    "diffusion.eval_images=8",
     # the DiffAug Ensemble of one member, t = 0 (tests/test_pipeline.py runs it with t > 0)
     "evaluate.diffaug_ensemble.max_t=0", "evaluate.diffaug_ensemble.corrupted_images=1",
     "evaluate.diffaug_ensemble.entropy_step=500", "evaluate.diffaug_ensemble.entropy_images=4",
