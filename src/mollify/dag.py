@@ -155,14 +155,13 @@ def write_code_deps(root: Path = Path(".")) -> None:
     entries and the file its comments)."""
     derived = derived_code_deps(root)
     lines = (root / "dvc.yaml").read_text().splitlines(keepends=True)
-    out, stage, in_deps, indent = [], None, False, ""
+    out, stage, in_deps = [], None, False
     for line in lines:
         stripped = line.strip()
         if name := _STAGE_LINE.match(line):  # a stage name under `stages:`
             stage, in_deps = name.group(1), False
         if in_deps:
             if stripped.startswith("- "):
-                indent = line[: len(line) - len(line.lstrip())]
                 if stripped[2:].startswith(("stages/", "src/")):
                     continue  # replaced below
                 out.append(line)
