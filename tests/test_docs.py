@@ -86,7 +86,7 @@ def test_the_readme_comparison_commands_run(workspace):  # noqa: F811
                 if re.match(r"uv run dvc (metrics show|metrics diff|plots diff)", line.strip())]
     assert len(commands) == 3, readme
     for command in commands:
-        args = command.replace("<experiment>", "HEAD").split()[2:]
-        result = subprocess.run(" ".join(["dvc", *args]), shell=True, cwd=workspace, capture_output=True, text=True,
+        shell_command = command.replace("<experiment>", "HEAD").removeprefix("uv run ")  # this environment's dvc
+        result = subprocess.run(shell_command, shell=True, cwd=workspace, capture_output=True, text=True,
                                 env=grid.subprocess_env())
         assert result.returncode == 0 and "ERROR" not in result.stderr, f"{command}:\n{result.stdout}{result.stderr}"
