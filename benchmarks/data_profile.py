@@ -21,7 +21,7 @@ import typer
 from mollify.augment import BatchRecipe, compose
 from mollify.corruptions.generate import corrupt
 from mollify.corruptions.names import STANDARD
-from mollify.data.synthetic import generate
+from mollify.data.synthetic import DEFAULT_DESIGN, generate
 from mollify.device import Normalize
 from mollify.evaluation.predict import predict_probs
 from mollify.models import create_model
@@ -56,6 +56,7 @@ def main(train_size: int = typer.Option(4000, "--train"), test_size: int = typer
     errors = {c: float(np.mean([error(corrupt(images, c, s, seed)) for s in range(1, 6)])) for c in STANDARD}
     reference = load_reference_profile()
     result = compare_profile(errors, clean, reference)
+    typer.echo(f"design: {DEFAULT_DESIGN}")
     typer.echo(f"train acc (last epoch) {history[-1]['train_acc']:.3f}; clean err {100 * clean:.2f} %")
     typer.echo(result.table())
     typer.echo(result.summary())

@@ -7,16 +7,15 @@ import typer
 from mollify import paths
 from mollify.cli import PARAMS, run
 from mollify.config import MollifyConfig, Params, load_params
-from mollify.corruptions.names import STANDARD
 from mollify.data import load_meta, load_split
-from mollify.device import machine_text
+from mollify.device import machines_section
 from mollify.evaluation.summary import summary_keys
 from mollify.io import check_writable, load_csv, load_json, save_csv, save_text
 
 from mollify.report.plots import (ENSEMBLE, corruption_errors, curves, entropy_vs_t, error_vs_severity,
                                   mce_ratio, mce_ratio_bars, nonempty_bins, over_seeds, reliability_diagram,
                                   mollification_examples, results_table, training_curves)
-from mollify.report.profile import compare_profile
+from mollify.report.profile import profile_section
 from mollify.report.published import beside_published, load_published, published_table
 from mollify.report.verdicts import PAPER_CLAIMS, findings_table
 
@@ -127,32 +126,6 @@ def _claimed_features(cfg: Params) -> dict[str, str]:
     return features
 
 
-def _machines_text(summaries: dict[tuple[str, str], dict]) -> str:
-    """Which machines trained and evaluated the runs (each distinct one once)."""
-    machines = {}
-    for s in summaries.values():
-        for role, info in s.get("machine", {}).items():
-            if info:
-                machines.setdefault(machine_text(info), set()).add(role)
-    lines = [f"- {text} ({' and '.join(sorted(roles))})" for text, roles in machines.items()]
-    return "Machines (CPU model, torch's CPU kernel level, threads, torch; GPU and driver on CUDA):\n" + "\n".join(lines) + "\n" if lines else ""
-
-
-def _profile_text(summaries: dict[tuple[str, str], dict], baseline: str) -> str:
-    """The data criterion on the demo: the baseline's error per corruption beside the published
-    standard CIFAR-10 model's on CIFAR-10-C (mollify.report.profile)."""
-    s = summaries.get(("demo", baseline))
-    if s is None or "by_corruption" not in s.get("corrupted", {}):
-        return ""
-    errors = {c: row["err"] for c, row in s["corrupted"]["by_corruption"].items()}
-    if any(c not in errors for c in STANDARD):
-        return ""
-    result = compare_profile(errors, s["clean"]["err"])
-    return (f"## Does the demo data hurt as CIFAR-10-C does? (the {baseline} recipe, mean over seeds)\n\n"
-            f"Published profile: {paths.reference_profile_file()} (RobustBench's standard-trained WideResNet-28-10 on "
-            f"CIFAR-10-C).\n\n{result.table()}\n{result.summary()}\n\n")
-
-
 @app.command()
 def main(params: Path = PARAMS) -> None:
     """Write plots/compare/*.csv (all datasets x methods, for the top-level `plots:` of dvc.yaml),
@@ -207,10 +180,10 @@ def main(params: Path = PARAMS) -> None:
     mce_ratio_bars(mce_ratio(summaries, baseline), baseline, figures / "mce_ratio.png")
     networks = {(dataset, method): cfg.model_name(method, dataset) for dataset, method in summaries}
     beside = beside_published(summaries, networks, load_published(paths.published_file()))
-    table = (f"{results_table(summaries, baseline)}\n{_machines_text(summaries)}\n"
+    table = (f"{results_table(summaries, baseline)}\n{machines_section(summaries)}\n"
              f"## Does each paper's effect show? (each method against its control, over training seeds)\n\n"
              f"{findings_table(summaries, cfg.pairs(), _claimed_features(cfg))}\n"
-             f"{_profile_text(summaries, baseline)}"
+             f"{profile_section(summaries.get(('demo', baseline)), baseline)}"
              f"## Beside the published numbers\n\n{published_table(beside, cfg.datasets)}")
     save_text(paths.results_file(), table)
     _mollification_figure(cfg, figures / "mollification_examples.png")

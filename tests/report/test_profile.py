@@ -38,3 +38,13 @@ def test_missing_corruption_or_file_is_one_clear_error(tmp_path):
     (tmp_path / "bad.csv").write_text("corruption,err\nclean,0.05\n")
     with pytest.raises(MollifyError, match="lacks the rows gaussian_noise"):
         load_reference_profile(tmp_path / "bad.csv")
+
+
+def test_profile_section_reads_the_baselines_summary():
+    from mollify.report.profile import profile_section
+
+    ref = load_reference_profile()
+    summary = {"clean": {"err": 2 * ref.clean}, "corrupted": {"by_corruption": {c: {"err": 2 * e} for c, e in ref.errors.items()}}}
+    text = profile_section(summary, "baseline")
+    assert "Spearman rank correlation 1.000" in text and "a factor 1.00 apart" in text and "criterion holds" in text
+    assert profile_section(None, "baseline") == "" and profile_section({"clean": {"err": 0.1}}, "baseline") == ""

@@ -107,3 +107,16 @@ def load_reference_profile(path: Path | None = None) -> Profile:
     if missing:
         raise MollifyError(f"{path} lacks the rows {', '.join(missing)}; restore it with `git checkout -- {path}`")
     return Profile(values["clean"], {c: values[c] for c in STANDARD})
+
+
+def profile_section(summary: dict | None, baseline: str) -> str:
+    """The results page's section on the data criterion: `baseline`'s error per corruption (a
+    `mean_over_seeds` summary of the demo) beside the published profile; empty without the 15 standard
+    corruptions."""
+    by_corruption = (summary or {}).get("corrupted", {}).get("by_corruption", {})
+    if any(c not in by_corruption for c in STANDARD):
+        return ""
+    result = compare_profile({c: row["err"] for c, row in by_corruption.items()}, summary["clean"]["err"])
+    return (f"## Does the demo data hurt as CIFAR-10-C does? (the {baseline} recipe, mean over seeds)\n\n"
+            f"Published profile: {paths.reference_profile_file()} (RobustBench's standard-trained WideResNet-28-10 on "
+            f"CIFAR-10-C).\n\n{result.table()}\n{result.summary()}\n\n")
