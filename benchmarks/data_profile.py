@@ -12,6 +12,7 @@ same criterion on the demo's trained baseline.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -21,7 +22,7 @@ import typer
 from mollify.augment import BatchRecipe, compose
 from mollify.corruptions.generate import corrupt
 from mollify.corruptions.names import STANDARD
-from mollify.data.synthetic import DEFAULT_DESIGN, generate
+from mollify.data.synthetic import DEFAULT_DESIGN, Design, generate
 from mollify.device import Normalize
 from mollify.evaluation.predict import predict_probs
 from mollify.models import create_model
@@ -31,11 +32,19 @@ from mollify.training.losses import LOSSES
 
 
 def main(train_size: int = typer.Option(4000, "--train"), test_size: int = typer.Option(300, "--test"),
-         epochs: int = 6, seed: int = 0, threads: int = 2) -> None:
+         epochs: int = 6, seed: int = 0, threads: int = 2,
+         change: list[str] = typer.Option([], "--set", help="a Design field, e.g. --set detail=0.1,0.2 --set leaves=24")) -> None:
     torch.set_num_threads(threads)
     start = time.perf_counter()
-    x, y = generate(train_size, seed)
-    xt, yt = generate(test_size, seed + 1)
+    fields = {f.name: f.type for f in dataclasses.fields(Design)}
+    changes = {}
+    for item in change:
+        key, _, value = item.partition("=")
+        numbers = tuple(float(v) for v in value.split(","))
+        changes[key] = numbers if len(numbers) > 1 else (int(numbers[0]) if fields[key] == "int" else numbers[0])
+    design = dataclasses.replace(DEFAULT_DESIGN, **changes)
+    x, y = generate(train_size, seed, design=design)
+    xt, yt = generate(test_size, seed + 1, design=design)
     mean = tuple(float(m) for m in x.mean(axis=(0, 2, 3)) / 255)
     std = tuple(float(s) for s in x.std(axis=(0, 2, 3)) / 255)
     device = torch.device("cpu")
@@ -56,7 +65,7 @@ def main(train_size: int = typer.Option(4000, "--train"), test_size: int = typer
     errors = {c: float(np.mean([error(corrupt(images, c, s, seed)) for s in range(1, 6)])) for c in STANDARD}
     reference = load_reference_profile()
     result = compare_profile(errors, clean, reference)
-    typer.echo(f"design: {DEFAULT_DESIGN}")
+    typer.echo(f"design: {design}; train {train_size} x {epochs} epochs, test {test_size}")
     typer.echo(f"train acc (last epoch) {history[-1]['train_acc']:.3f}; clean err {100 * clean:.2f} %")
     typer.echo(result.table())
     typer.echo(result.summary())

@@ -57,7 +57,7 @@ def test_machine_info_names_the_cpu_kernels_threads_and_torch(monkeypatch):
 
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
     info = machine_info(torch.device("cpu"))
-    assert info["cpu"] and info["torch"] == torch.__version__ and info["threads"] == torch.get_num_threads()
+    assert info["cpu"] and info["torch"] == str(torch.__version__) and type(info["torch"]) is str and info["threads"] == torch.get_num_threads()
     assert info["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and info["pinned"] == {"ATEN_CPU_CAPABILITY": "default"}
     assert "gpu" not in info
     gpu = {**info, "gpu": "NVIDIA H100", "cuda": "12.8", "driver": "570.1"}

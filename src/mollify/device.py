@@ -109,7 +109,7 @@ def machine_info(device: torch.device) -> dict[str, object]:
     the last bits when these differ (docs/demo.md)."""
     info: dict[str, object] = {
         "cpu": _cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "torch": str(torch.__version__),
         "pinned": {k: os.environ[k] for k in PINNING_ENV if k in os.environ},
     }
     if device.type == "cuda":

@@ -42,6 +42,9 @@ class Design:
     leaves: int = 48  # dead-leaves disks of the background
     leaf_radius: tuple[float, float] = (1.0, 14.0)  # their radius range in px (density r^-3)
     leaf_spread: float = 0.18  # std of a leaf's colour around the image's background colour
+    global_contrast: tuple[float, float] = (1.0, 1.0)  # whole-image contrast factor around its mean (log-uniform):
+    # photos vary in exposure and haze, so that a contrast change alone is familiar
+    brightness: float = 0.0  # whole-image brightness shift, uniform in +- this
     noise: float = 0.01  # sensor noise std
 
 
@@ -160,6 +163,10 @@ def _render(labels: torch.Tensor, g: torch.Generator, design: Design, novel: boo
 
     image = alpha * foreground + (1 - alpha) * background
     image = torch.nn.functional.avg_pool2d(image, _SUPERSAMPLE)
+    lo, hi = design.global_contrast
+    factor = torch.exp(uniform((math.log(lo), math.log(hi))))[:, None, None, None]
+    mean = image.mean(dim=(1, 2, 3), keepdim=True)
+    image = (image - mean) * factor + mean + uniform((-design.brightness, design.brightness))[:, None, None, None]
     image = image + design.noise * torch.randn(image.shape, generator=g)
     return image.clamp(0, 1)
 
