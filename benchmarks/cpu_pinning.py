@@ -19,13 +19,18 @@ import subprocess
 import sys
 import typer
 
+AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
+SCALAR = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_CBWR": "COMPATIBLE"}
 SETTINGS = [  # (label, environment)
     ("native, 2 threads", {"OMP_NUM_THREADS": "2"}),
+    ("native, 2 threads, again", {"OMP_NUM_THREADS": "2"}),
     ("native, 1 thread", {"OMP_NUM_THREADS": "1"}),
-    ("avx2, 2 threads", {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "OMP_NUM_THREADS": "2"}),
-    ("avx2, 1 thread", {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "OMP_NUM_THREADS": "1"}),
-    ("default, 1 thread", {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41", "OMP_NUM_THREADS": "1"}),
+    ("avx2, 2 threads", {**AVX2, "OMP_NUM_THREADS": "2"}),
+    ("avx2, 1 thread", {**AVX2, "OMP_NUM_THREADS": "1"}),
+    ("scalar, 1 thread", {**SCALAR, "OMP_NUM_THREADS": "1"}),
+    ("scalar, 1 thread, again", {**SCALAR, "OMP_NUM_THREADS": "1"}),
 ]
+_PINNING = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "OMP_NUM_THREADS")
 
 _CHILD = """
 import hashlib, json, sys, time
@@ -61,7 +66,7 @@ def main(images: int = 1024, epochs: int = 2) -> None:
     typer.echo("|---|---|---|---:|---:|---:|")
     for label, env in SETTINGS:
         path = f"/tmp/cpu_pinning_{hashlib.md5(label.encode()).hexdigest()[:8]}.pt"
-        clean = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS")}
+        clean = {k: v for k, v in os.environ.items() if k not in _PINNING}
         out = subprocess.run([sys.executable, "-c", _CHILD, str(images), str(epochs), path], env={**clean, **env},
                              capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         result = json.loads(out)

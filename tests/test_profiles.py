@@ -137,3 +137,10 @@ def test_study_profile_pairs_every_method_with_its_control():
     assert len(cfg.seeds) >= 3 and cfg.train.epochs == 30
     assert cfg.pairs() == [("fcr_mollify", "fcr"), ("nfm", "baseline"), ("softaug", "baseline"), ("smooth", "baseline"),
                            ("diffaug", "baseline")]
+
+
+def test_paper_profile_compares_each_mollified_recipe_with_its_base():
+    pairs = dict(parse_params(default_params("profile=paper")).pairs())
+    assert pairs["fcr_mollify"] == "fcr" and pairs["none_mollify"] == "none" and pairs["fcr_cutmix_mollify"] == "fcr_cutmix"
+    assert pairs["fcr_trivaug_mollify_xn"] == "fcr_trivaug" and pairs["fcr_diffaug"] == "fcr"
+    assert "fcr_augmix_diffaug" not in pairs  # its JSD loss is a second change: no like-for-like control in the grid

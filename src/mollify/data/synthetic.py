@@ -165,7 +165,7 @@ def _render(labels: torch.Tensor, g: torch.Generator, design: Design, novel: boo
     image = torch.nn.functional.avg_pool2d(image, _SUPERSAMPLE)
     lo, hi = design.global_contrast
     factor = torch.exp(uniform((math.log(lo), math.log(hi))))[:, None, None, None]
-    mean = image.mean(dim=(1, 2, 3), keepdim=True)
+    mean = image.mean(dim=(2, 3), keepdim=True)  # per channel, as the contrast corruption
     image = (image - mean) * factor + mean + uniform((-design.brightness, design.brightness))[:, None, None, None]
     image = image + design.noise * torch.randn(image.shape, generator=g)
     return image.clamp(0, 1)
