@@ -1,3 +1,4 @@
+import pytest
 import numpy as np
 
 from mollify.data import load_meta, load_split, prepare_dataset
@@ -34,3 +35,28 @@ def test_prepare_demo_writes_arrays_and_stats(tmp_path):
     np.testing.assert_allclose(meta.mean, (x / 255).mean(axis=(0, 2, 3)), atol=1e-4)
     assert load_meta(tmp_path) == meta
     assert not np.array_equal(x[:20], load_split(tmp_path, "test")[0])
+
+
+def test_leaf_radii_have_density_r_to_the_minus_3():
+    import torch
+
+    from mollify.data.synthetic import leaf_radius
+
+    r = leaf_radius(torch.tensor([0.0, 0.5, 1.0]), 1.0, 14.0)
+    # F(r) = (1 - r^-2) / (1 - 14^-2): the median solves r^-2 = 1 - 0.5 (1 - 1/196)
+    assert r.tolist() == pytest.approx([1.0, (1 - 0.5 * (1 - 1 / 196)) ** -0.5, 14.0])
+    draws = leaf_radius(torch.rand(200_000, generator=torch.Generator().manual_seed(0)), 1.0, 14.0)
+    assert float((draws < 2).double().mean()) == pytest.approx((1 - 0.25) / (1 - 1 / 196), abs=0.005)
+
+
+def test_the_two_classes_of_a_shape_differ_in_fine_texture():
+    """Class 2k is shape k striped, 2k + 1 the same shape checkered: the mixed second difference (a
+    2 x 2 high-pass) responds to a checker at any orientation, to stripes only off the axes."""
+    import torch
+
+    x, y = generate(2000, seed=0)
+    grey = torch.from_numpy(x).double().mean(1)
+    high = (grey[:, 1:, 1:] - grey[:, :-1, 1:] - grey[:, 1:, :-1] + grey[:, :-1, :-1]).abs().mean((1, 2))
+    labels = torch.from_numpy(y)
+    striped, checkered = high[labels % 2 == 0].mean(), high[labels % 2 == 1].mean()
+    assert checkered > 1.1 * striped

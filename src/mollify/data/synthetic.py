@@ -35,16 +35,16 @@ class Design:
     """The knobs of the rendering; the defaults are the design that came closest to the data criterion
     (docs/demo.md lists the designs tried and what each reached)."""
 
-    half_size: tuple[float, float] = (6.0, 11.0)  # object half-size in px
-    period: tuple[float, float] = (2.6, 3.6)  # fine texture period in px
-    detail: tuple[float, float] = (0.08, 0.16)  # texture amplitude (intensities in [0, 1])
-    object_contrast: tuple[float, float] = (0.12, 0.4)  # |object colour - background colour|, per channel mean
-    leaves: int = 48  # dead-leaves disks of the background
+    half_size: tuple[float, float] = (8.0, 13.0)  # object half-size in px
+    period: tuple[float, float] = (2.5, 3.5)  # fine texture period in px
+    detail: tuple[float, float] = (0.3, 0.45)  # texture amplitude (intensities in [0, 1])
+    object_contrast: tuple[float, float] = (0.25, 0.5)  # |object colour - background colour|, per channel mean
+    leaves: int = 16  # dead-leaves disks of the background
     leaf_radius: tuple[float, float] = (1.0, 14.0)  # their radius range in px (density r^-3)
-    leaf_spread: float = 0.18  # std of a leaf's colour around the image's background colour
-    global_contrast: tuple[float, float] = (1.0, 1.0)  # whole-image contrast factor around its mean (log-uniform):
-    # photos vary in exposure and haze, so that a contrast change alone is familiar
-    brightness: float = 0.0  # whole-image brightness shift, uniform in +- this
+    leaf_spread: float = 0.1  # std of a leaf's colour around the image's background colour
+    global_contrast: tuple[float, float] = (0.6, 1.0)  # whole-image contrast factor around each channel's mean
+    # (log-uniform): photos vary in exposure and haze
+    brightness: float = 0.05  # whole-image brightness shift, uniform in +- this
     noise: float = 0.01  # sensor noise std
 
 
@@ -95,6 +95,13 @@ def _novel_shape_masks(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     )
 
 
+def leaf_radius(u: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """Radii with density proportional to r^-3 on [lo, hi] (scale-invariant dead leaves, whose images
+    have a 1/f amplitude spectrum) from uniform `u` in [0, 1], by the inverse CDF:
+    F(r) = (lo^-2 - r^-2) / (lo^-2 - hi^-2)."""
+    return (lo**-2 - u * (lo**-2 - hi**-2)) ** -0.5
+
+
 def _dead_leaves(n: int, g: torch.Generator, yy: torch.Tensor, xx: torch.Tensor, base: torch.Tensor,
                  design: Design) -> torch.Tensor:
     """(B, 3, H, W) dead-leaves background around colours `base` (B, 3) on the pixel grid `yy`, `xx`:
@@ -103,8 +110,7 @@ def _dead_leaves(n: int, g: torch.Generator, yy: torch.Tensor, xx: torch.Tensor,
     lo, hi = design.leaf_radius
     image = base[:, :, None, None].expand(n, 3, *yy.shape).clone()
     for _ in range(design.leaves):
-        u = torch.rand(n, generator=g)
-        radius = (lo**-2 - u * (lo**-2 - hi**-2)) ** -0.5
+        radius = leaf_radius(torch.rand(n, generator=g), lo, hi)
         centre = (torch.rand(n, 2, generator=g) - 0.5) * (IMAGE_SIZE + 2 * radius[:, None])
         colour = (base + design.leaf_spread * torch.randn(n, 3, generator=g)).clamp(0, 1)
         inside = (xx[None] - centre[:, 0, None, None]) ** 2 + (yy[None] - centre[:, 1, None, None]) ** 2 < radius[:, None, None] ** 2
