@@ -75,4 +75,7 @@ def findings_table(summaries: dict[tuple[str, str], dict[str, Any]], pairs: list
                 span = f"[{scale * interval[1]:.{digits}f}, {scale * interval[2]:.{digits}f}]" if interval else "-"
                 lines.append(f"| {dataset} | {method} | {control} | lower {label} | {' | '.join(means)} | {diff} | {span} | "
                              f"{len(a)} / {len(b)} | {verdict(interval)} |")
+    if len(lines) == 2:  # no row: a sentence, as the published-numbers section writes
+        return (f"No method with a paper claim ({', '.join(PAPER_CLAIMS)}) is listed beside its `control` in `methods` or "
+                "`diffaug_methods`: there is no verdict to give.\n")
     return "\n".join(lines) + "\n"
