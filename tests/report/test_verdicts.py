@@ -45,10 +45,3 @@ def test_findings_compare_each_method_with_its_control():
     assert "| demo | smooth | fcr | lower clean NLL | 0.313 | 0.300 | 0.013 |" in table
     assert "not distinguishable" in table and "| demo | fcr |" not in table
 
-
-def test_no_pair_to_compare_is_a_sentence():
-    run = {"clean": {"err": 0.1, "nll": 0.3, "ece": 0.02}, "corrupted": {"mce": 0.5, "nll": 1.0, "ece": 0.1}}
-    summaries = {("demo", "baseline"): mean_over_seeds([run], [0])}
-    assert findings_table(summaries, [], {}) == (
-        "No method with a paper claim (mollify, diffaug, smoothing, nfm, softaug) is listed beside its `control` in "
-        "`methods` or `diffaug_methods`: there is no verdict to give.\n")
