@@ -8,13 +8,16 @@ from mollify import paths
 from mollify.cli import PARAMS, run
 from mollify.config import MollifyConfig, Params, load_params
 from mollify.data import load_meta, load_split
+from mollify.device import machines_section
 from mollify.evaluation.summary import summary_keys
 from mollify.io import check_writable, load_csv, load_json, save_csv, save_text
 
-from mollify.report.plots import (ENSEMBLE, corruption_errors, curves, entropy_vs_t, error_vs_severity, findings_table,
+from mollify.report.plots import (ENSEMBLE, corruption_errors, curves, entropy_vs_t, error_vs_severity,
                                   mce_ratio, mce_ratio_bars, nonempty_bins, over_seeds, reliability_diagram,
                                   mollification_examples, results_table, training_curves)
+from mollify.report.profile import profile_section
 from mollify.report.published import beside_published, load_published, published_table
+from mollify.report.verdicts import PAPER_CLAIMS, findings_table
 
 app = typer.Typer(add_completion=False)
 
@@ -112,6 +115,17 @@ def _other_figures(evals: dict[str, list[dict[str, object]]], figures: Path) -> 
                "l2 radius", "certified accuracy (%), best sigma per radius", percent=True)
 
 
+def _claimed_features(cfg: Params) -> dict[str, str]:
+    """Each paired method's robustness method with a paper claim: the first one it adds to its control."""
+    features = {}
+    for method, control in cfg.pairs():
+        ours, theirs = cfg.recipe(method), cfg.recipe(control)
+        feature = next((f for f in PAPER_CLAIMS if getattr(ours, f) not in (None, False) and getattr(ours, f) != getattr(theirs, f)), None)
+        if feature:
+            features[method] = feature
+    return features
+
+
 @app.command()
 def main(params: Path = PARAMS) -> None:
     """Write plots/compare/*.csv (all datasets x methods, for the top-level `plots:` of dvc.yaml),
@@ -166,11 +180,10 @@ def main(params: Path = PARAMS) -> None:
     mce_ratio_bars(mce_ratio(summaries, baseline), baseline, figures / "mce_ratio.png")
     networks = {(dataset, method): cfg.model_name(method, dataset) for dataset, method in summaries}
     beside = beside_published(summaries, networks, load_published(paths.published_file()))
-    # each method's first feature with a paper claim (a recipe may combine several)
-    features = {m: f for m in cfg.all_methods
-                if (f := next((f for f in ("mollify", "diffaug", "smoothing") if getattr(cfg.recipe(m), f)), None))}
-    table = (f"{results_table(summaries, baseline)}\n## Does each paper's effect show? (against {baseline}, mean over seeds)\n\n"
-             f"{findings_table(summaries, features, baseline)}\n"
+    table = (f"{results_table(summaries, baseline)}\n{machines_section(summaries)}\n"
+             f"## Does each paper's effect show? (each method against its control, over training seeds)\n\n"
+             f"{findings_table(summaries, cfg.pairs(), _claimed_features(cfg))}\n"
+             f"{profile_section(summaries.get(('demo', baseline)), baseline)}"
              f"## Beside the published numbers\n\n{published_table(beside, cfg.datasets)}")
     save_text(paths.results_file(), table)
     _mollification_figure(cfg, figures / "mollification_examples.png")

@@ -21,7 +21,7 @@ from mollify.data.download import md5sum
 from mollify.errors import MollifyError
 from mollify.evaluation.summary import mean_over_seeds
 from mollify.report.page import offline_page
-from mollify.report.plots import findings_table
+from mollify.report.verdicts import findings_table
 from tests.conftest import ROOT, call_stage, tiny_params
 from tests.data.archives import cifar_archive
 from tests.data.loopback import serve
@@ -70,9 +70,9 @@ def test_grid_plan_step_times_are_git_ignored():
 def test_no_verdict_to_give_is_a_sentence():
     run = {"clean": {"err": 0.1, "nll": 0.3, "ece": 0.02}, "corrupted": {"mce": 0.5, "nll": 1.0, "ece": 0.1}}
     summaries = {("demo", "baseline"): mean_over_seeds([run], [0])}
-    assert findings_table(summaries, {}, "baseline") == (
-        "No method beside baseline has a paper claim to test (a recipe with mollify, diffaug or smoothing, listed in "
-        "`methods` or `diffaug_methods`): there is no verdict to give.\n")
+    assert findings_table(summaries, [], {}) == (
+        "No method with a paper claim (mollify, diffaug, smoothing, nfm, softaug) is listed beside its `control` in "
+        "`methods` or `diffaug_methods`: there is no verdict to give.\n")
 
 
 def test_data_stage_resumes_a_download_cut_at_half(tmp_path, monkeypatch, caplog, capsys):

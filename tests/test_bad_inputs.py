@@ -144,8 +144,8 @@ SET_CASES = [
     ("device=cdua", DEVICE),
     ("methods=[]", NO_METHODS),
     ("methods=[basline]", "unknown method 'basline'. Did you mean 'baseline'? Methods are the keys of `recipes` in "
-                          "params.yaml: baseline, diffaug, diffaug_trivaug, fcr, mollify, nfm, smooth, smooth_mcdo, "
-                          "softaug, trivaug, trivaug_mollify\n"),
+                          "params.yaml: baseline, diffaug, diffaug_trivaug, fcr, fcr_mollify, mollify, nfm, smooth, "
+                          "smooth_mcdo, softaug, trivaug, trivaug_mollify\n"),
     ("train.lr=-0.1", "train.lr: Input should be greater than 0 (got -0.1)\n"),
     ("train.epochs=many", f"train.epochs: {NOT_AN_INT} (got 'many')\n"),
     ("train.model=resnet19", "train.model: unknown model 'resnet19'. Did you mean 'resnet18'? Choices: preact_resnet18, "

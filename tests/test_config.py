@@ -22,8 +22,34 @@ def test_default_params_are_valid(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(default_params()))
     cfg = load_params(tmp_path / "params.yaml")
     assert cfg.datasets == ["demo"]
-    assert {"baseline", "mollify"} <= set(cfg.methods)
-    assert cfg.diffaug_methods == ["diffaug"] and cfg.seeds == [0, 1]
+    assert {"baseline", "fcr", "fcr_mollify"} <= set(cfg.methods)
+    assert cfg.diffaug_methods == ["diffaug"] and len(cfg.seeds) >= 3
+    assert cfg.pairs() == [("fcr_mollify", "fcr"), ("diffaug", "baseline")]
+    assert cfg.recipes["mollify"] == cfg.recipes["fcr_mollify"]  # the earlier name of the same recipe
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r["recipes"]["fcr_mollify"].update(control="nope"), "recipes.fcr_mollify.control='nope' must name another recipe"),
+    (lambda r: r["recipes"]["fcr_mollify"].update(control="fcr_mollify"), "must name another recipe"),
+    (lambda r: r["recipes"]["fcr_mollify"].update(control="baseline"),
+     "recipes.fcr_mollify.control='baseline' is no like-for-like control: augment ['flip', 'crop', 'rotate'] vs ['flip', 'crop']"),
+    (lambda r: r["recipes"]["fcr_mollify"].update(loss="nce"), "is no like-for-like control: loss 'nce' vs 'ce'"),
+    (lambda r: r["recipes"]["fcr_mollify"].update(model="resnet18"), "model 'resnet18' vs None"),
+    (lambda r: r["recipes"]["fcr_mollify"].pop("mollify"), "no robustness method differs"),
+])
+def test_a_pair_differs_only_in_the_robustness_method(change, message):
+    raw = _raw()
+    change(raw)
+    assert message in _error(raw)
+
+
+def test_soft_augmentation_may_replace_its_controls_crop():
+    raw = _raw()
+    raw["methods"] = ["baseline", "softaug", "smooth", "smooth_mcdo"]
+    cfg = parse_params(raw)
+    assert cfg.pairs() == [("softaug", "baseline"), ("smooth", "baseline"), ("smooth_mcdo", "smooth"), ("diffaug", "baseline")]
+    raw["recipes"]["softaug"]["augment"] = ["flip", "rotate"]
+    assert "augment ['flip', 'rotate'] vs ['flip', 'crop']" in _error(raw)
 
 
 def test_diffaug_recipes_go_under_diffaug_methods():

@@ -48,3 +48,26 @@ def test_a_third_job_waits_for_a_free_gpu(tmp_path, leases, monkeypatch):
 def test_one_visible_gpu_needs_no_lease(tmp_path, leases):
     assert device.lease_gpu(["7"], tmp_path) == 0
     assert not leases and not list(tmp_path.iterdir())
+
+
+def test_machine_info_names_the_cpu_kernels_threads_and_torch(monkeypatch):
+    import torch
+
+    from mollify.device import machine_info, machine_text, machines_section
+
+    from mollify.device import PINNING_ENV
+
+    for name in PINNING_ENV:  # the suite's workers may pin their threads
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
+    info = machine_info(torch.device("cpu"))
+    assert info["cpu"] and info["torch"] == str(torch.__version__) and type(info["torch"]) is str and info["threads"] == torch.get_num_threads()
+    assert info["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and info["pinned"] == {"ATEN_CPU_CAPABILITY": "default"}
+    assert "gpu" not in info
+    gpu = {**info, "gpu": "NVIDIA H100", "cuda": "12.8", "driver": "570.1"}
+    assert machine_text(gpu).endswith("(pinned: ATEN_CPU_CAPABILITY=default); GPU NVIDIA H100 (CUDA 12.8, driver 570.1)")
+    # one line per distinct machine, with the roles it played
+    section = machines_section({("demo", "a"): {"machine": {"train": gpu, "evaluate": info}},
+                                ("demo", "b"): {"machine": {"train": gpu, "evaluate": info}}})
+    assert section.count("\n- ") == 2 and "NVIDIA H100 (CUDA 12.8, driver 570.1) (train)" in section
+    assert machines_section({("demo", "a"): {}}) == ""

@@ -130,3 +130,17 @@ def test_the_paper_profiles_ddpm_trains_as_ho_et_al():
     assert parse_params(default_params()).corrupt.tiny_c_order == "file"
     demo = parse_params(default_params()).diffusion
     assert (demo.grad_clip, demo.warmup_steps) == (None, 0)  # the demo's small UNet: its own
+
+
+def test_study_profile_pairs_every_method_with_its_control():
+    cfg = parse_params(default_params("profile=study"))
+    assert len(cfg.seeds) >= 3 and cfg.train.epochs == 30
+    assert cfg.pairs() == [("fcr_mollify", "fcr"), ("nfm", "baseline"), ("softaug", "baseline"), ("smooth", "baseline"),
+                           ("diffaug", "baseline")]
+
+
+def test_paper_profile_compares_each_mollified_recipe_with_its_base():
+    pairs = dict(parse_params(default_params("profile=paper")).pairs())
+    assert pairs["fcr_mollify"] == "fcr" and pairs["none_mollify"] == "none" and pairs["fcr_cutmix_mollify"] == "fcr_cutmix"
+    assert pairs["fcr_trivaug_mollify_xn"] == "fcr_trivaug" and pairs["fcr_diffaug"] == "fcr"
+    assert "fcr_augmix_diffaug" not in pairs  # its JSD loss is a second change: no like-for-like control in the grid

@@ -36,6 +36,11 @@ def load_model_file(path: Path, device: torch.device) -> nn.Module:
     return model.to(device)
 
 
+def training_machine(dataset: str, method: str, seed: int = 0) -> dict | None:
+    """The machine that trained a run (mollify.device.machine_info, saved with its weights)."""
+    return load_torch(paths.model_file(dataset, method, seed)).get("machine")
+
+
 def diffusion_fingerprint(dataset: str) -> str:
     """Hash of the diffusion stage's model files of `dataset` (a DiffAug run's checkpoint is resumed
     only with the same model)."""

@@ -186,6 +186,8 @@ class MethodConfig(Section):
     mc_dropout: float = Field(0.0, ge=0, lt=1, description="test-time dropout rate in each block (0: off)")
     loss: Literal["ce", "nce", "bce"] = "ce"
     model: str | None = None
+    control: str | None = Field(None, description="the recipe this one is compared with: the same augmentations, loss and "
+                                "network, without this recipe's robustness method (the report's verdicts are per pair)")
 
     @model_validator(mode="after")
     def _compatible(self) -> MethodConfig:
@@ -218,6 +220,23 @@ class MethodConfig(Section):
     @property
     def mix(self) -> str | None:
         return next((name for name in self.augment if name in ("mixup", "cutmix")), None)
+
+    def differs_from_control(self, control: MethodConfig) -> list[str]:
+        """What this recipe changes besides its robustness method when compared with `control` (empty
+        for a like-for-like pair): the augmentations (Soft Augmentation's soft crop replaces the
+        control's crop), the loss, the network, AugMix's JSD loss; or that it changes no method at all."""
+        ours = [a for a in self.augment if not (self.softaug is not None and a == "crop")]
+        theirs = [a for a in control.augment if not (self.softaug is not None and a == "crop")]
+        problems = [f"augment {self.augment} vs {control.augment}"] if ours != theirs else []
+        problems += [f"{key} {getattr(self, key)!r} vs {getattr(control, key)!r}" for key in ("loss", "model", "augmix_jsd")
+                     if getattr(self, key) != getattr(control, key)]
+        if all(getattr(self, key) == getattr(control, key) for key in ROBUSTNESS_METHODS):
+            problems.append(f"no robustness method differs (one of {', '.join(ROBUSTNESS_METHODS)})")
+        return problems
+
+
+# the recipe fields that make a robustness method: what a recipe may change against its control
+ROBUSTNESS_METHODS = ("mollify", "nfm", "softaug", "diffaug", "smoothing", "mc_dropout")
 
 
 class DiffAugEnsembleConfig(Section):
@@ -356,6 +375,25 @@ class Params(Section):
             if not self.recipes[name].diffaug:
                 raise ValueError(f"method {name!r} in `diffaug_methods` does not use DiffAug: move it to `methods`")
         return self
+
+    @model_validator(mode="after")
+    def _pairs_like_for_like(self) -> Params:
+        for name in self.all_methods:
+            control = self.recipes[name].control
+            if control is None:
+                continue
+            if control == name or control not in self.recipes:
+                raise ValueError(f"recipes.{name}.control={control!r} must name another recipe (one of "
+                                 f"{', '.join(k for k in self.recipes if k != name)})")
+            problems = self.recipes[name].differs_from_control(self.recipes[control])
+            if problems:
+                raise ValueError(f"recipes.{name}.control={control!r} is no like-for-like control: {'; '.join(problems)}. "
+                                 f"A pair differs only in the robustness method: give both the same augment, loss and model")
+        return self
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(method, control) for each listed method whose control is listed too, in the order of `all_methods`."""
+        return [(m, c) for m in self.all_methods if (c := self.recipes[m].control) in self.all_methods]
 
     @property
     def all_methods(self) -> list[str]:

@@ -96,3 +96,71 @@ class Normalize:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return ((x.float() - self.mean) / self.std).contiguous(memory_format=self.memory_format)
+
+
+# environment variables that pin CPU kernels (docs/demo.md: bit-identical CPU runs)
+PINNING_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "OMP_NUM_THREADS")
+
+
+def machine_info(device: torch.device) -> dict[str, object]:
+    """What made a run's numbers: the CPU model, torch's CPU kernel level (the ISA its vectorised
+    kernels use: default, avx2, avx512, ...), its thread count, the torch version, the kernel-pinning
+    variables set, and on CUDA the GPU name and driver. CPU results can differ across machines in
+    the last bits when these differ (docs/demo.md)."""
+    info: dict[str, object] = {
+        "cpu": _cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(), "torch": str(torch.__version__),
+        "pinned": {k: os.environ[k] for k in PINNING_ENV if k in os.environ},
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+        info["driver"] = _nvidia_driver()
+    return info
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else the platform's processor string)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def _nvidia_driver() -> str | None:
+    """The NVIDIA driver version (/proc/driver/nvidia/version), None where it cannot be read."""
+    try:
+        first = Path("/proc/driver/nvidia/version").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    words = [w for w in first.split() if w[:1].isdigit() and "." in w]
+    return words[0] if words else first.strip()
+
+
+def machine_text(info: dict[str, object]) -> str:
+    """One line for the report: CPU model, kernel level, threads, torch (and the GPU on CUDA)."""
+    text = f"{info.get('cpu')}, torch {info.get('torch')} CPU kernels {info.get('cpu_capability')}, {info.get('threads')} threads"
+    if info.get("pinned"):
+        text += " (pinned: " + ", ".join(f"{k}={v}" for k, v in dict(info["pinned"]).items()) + ")"
+    if info.get("gpu"):
+        text += f"; GPU {info['gpu']} (CUDA {info.get('cuda')}, driver {info.get('driver')})"
+    return text
+
+
+def machines_section(summaries: dict) -> str:
+    """The results page's list of the machines that trained and evaluated the runs of `summaries`
+    (each summary's `machine`: {"train": info, "evaluate": info}), each distinct one once."""
+    machines: dict[str, set[str]] = {}
+    for summary in summaries.values():
+        for role, info in summary.get("machine", {}).items():
+            if info:
+                machines.setdefault(machine_text(info), set()).add(role)
+    if not machines:
+        return ""
+    lines = [f"- {text} ({' and '.join(sorted(roles))})" for text, roles in machines.items()]
+    return "Machines (CPU model, torch's CPU kernel level, threads, torch; GPU and driver on CUDA):\n" + "\n".join(lines) + "\n"

@@ -139,3 +139,8 @@ def results_file() -> Path:
 def published_file() -> Path:
     """The published numbers that the paper profiles target (mollify.report.published)."""
     return CONF / "published.csv"
+
+
+def reference_profile_file() -> Path:
+    """The published per-corruption errors the demo data is designed to resemble (mollify.report.profile)."""
+    return CONF / "reference_profile.csv"

@@ -1,3 +1,4 @@
+import pytest
 import numpy as np
 
 from mollify.data import load_meta, load_split, prepare_dataset
@@ -15,10 +16,14 @@ def test_deterministic_balanced_and_well_formed():
 
 
 def test_class_is_not_a_colour_statistic():
-    """Mean colour per class is nearly the same: the class lives in the shape."""
+    """Mean colour per class is the same up to sampling noise (one-way ANOVA of each image's mean
+    colour over the classes finds nothing): the class lives in the shape and the fine texture."""
+    from scipy.stats import f_oneway
+
     x, y = generate(2000, seed=0)
-    means = np.stack([x[y == c].mean(axis=(0, 2, 3)) for c in range(len(CLASS_NAMES))])
-    assert np.ptp(means, axis=0).max() < 12  # out of 255
+    colours = x.mean(axis=(2, 3))
+    for channel in range(3):
+        assert f_oneway(*[colours[y == c, channel] for c in range(len(CLASS_NAMES))]).pvalue > 0.01
     # and images vary a lot within a class
     assert x[y == 0].reshape(-1, 3 * 32 * 32).std(axis=0).mean() > 40
 
@@ -30,3 +35,28 @@ def test_prepare_demo_writes_arrays_and_stats(tmp_path):
     np.testing.assert_allclose(meta.mean, (x / 255).mean(axis=(0, 2, 3)), atol=1e-4)
     assert load_meta(tmp_path) == meta
     assert not np.array_equal(x[:20], load_split(tmp_path, "test")[0])
+
+
+def test_leaf_radii_have_density_r_to_the_minus_3():
+    import torch
+
+    from mollify.data.synthetic import leaf_radius
+
+    r = leaf_radius(torch.tensor([0.0, 0.5, 1.0]), 1.0, 14.0)
+    # F(r) = (1 - r^-2) / (1 - 14^-2): the median solves r^-2 = 1 - 0.5 (1 - 1/196)
+    assert r.tolist() == pytest.approx([1.0, (1 - 0.5 * (1 - 1 / 196)) ** -0.5, 14.0])
+    draws = leaf_radius(torch.rand(200_000, generator=torch.Generator().manual_seed(0)), 1.0, 14.0)
+    assert float((draws < 2).double().mean()) == pytest.approx((1 - 0.25) / (1 - 1 / 196), abs=0.005)
+
+
+def test_the_two_classes_of_a_shape_differ_in_fine_texture():
+    """Class 2k is shape k striped, 2k + 1 the same shape checkered: the mixed second difference (a
+    2 x 2 high-pass) responds to a checker at any orientation, to stripes only off the axes."""
+    import torch
+
+    x, y = generate(2000, seed=0)
+    grey = torch.from_numpy(x).double().mean(1)
+    high = (grey[:, 1:, 1:] - grey[:, :-1, 1:] - grey[:, 1:, :-1] + grey[:, :-1, :-1]).abs().mean((1, 2))
+    labels = torch.from_numpy(y)
+    striped, checkered = high[labels % 2 == 0].mean(), high[labels % 2 == 1].mean()
+    assert checkered > 1.1 * striped

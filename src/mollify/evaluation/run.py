@@ -11,12 +11,12 @@ import numpy as np
 import torch
 
 from mollify import paths
-from mollify.artifacts import load_diffaug, load_model
+from mollify.artifacts import load_diffaug, load_model, training_machine
 from mollify.augment import DiffAug, ensemble_timesteps
 from mollify.config import Params
 from mollify.data import DatasetMeta, load_meta, load_split
 from mollify.data.ood import load_ood
-from mollify.device import Normalize, resolve_device, seeded_generator, stream_seed
+from mollify.device import Normalize, machine_info, resolve_device, seeded_generator, stream_seed
 from mollify.errors import MollifyError
 from mollify.evaluation.certify import certified_accuracy, certify, sigma_to_timestep
 from mollify.evaluation.metrics import classification_metrics, reliability_bins
@@ -97,6 +97,7 @@ def evaluate_method(cfg: Params, dataset: str, method: str, seed: int = 0) -> di
     summary = summarize(clean, table)
     summary["corrupted_source"] = load_json(paths.corrupted_dir(dataset) / "source.json")
     summary["paper_ece"] = cfg.evaluate.paper_ece  # the ECE its paper reports: the results table's and the published comparison's
+    summary["machine"] = {"train": training_machine(dataset, method, seed), "evaluate": machine_info(device)}
     if stochastic:
         summary["mc_samples"] = cfg.evaluate.mc_samples
         summary["mc_samples_corrupted"] = cfg.evaluate.mc_samples_corrupted

@@ -230,44 +230,6 @@ def results_table(summaries: dict[tuple[str, str], dict[str, Any]], baseline: st
     return "\n".join(lines) + "\n"
 
 
-# the effect each method's paper reports, as (headline metric, summary part, key): lower than the baseline's
-PAPER_CLAIMS = {
-    "mollify": (("mCE", "corrupted", "mce"), ("corrupted NLL", "corrupted", "nll"), ("corrupted ECE", "corrupted", "ece")),
-    "diffaug": (("mCE", "corrupted", "mce"),),
-    "smoothing": (("clean NLL", "clean", "nll"),),
-}
-
-
-def findings_table(summaries: dict[tuple[str, str], dict[str, Any]], features: dict[str, str], baseline: str) -> str:
-    """For each (dataset, method) whose recipe has a feature with a paper claim (`features`:
-    method -> mollify | diffaug | smoothing), the claimed metric's difference to `baseline`, with
-    the seed spread sqrt(std_method^2 + std_baseline^2), and whether it shows: "lower" or
-    "higher" when the difference exceeds the spread, else "within the seed spread" (with one
-    seed: no spread, so no verdict)."""
-    lines = ["| dataset | method | paper's claim | method | baseline | difference | spread | verdict |",
-             "|---|---|---|---:|---:|---:|---:|---|"]
-    for (dataset, method), s in summaries.items():
-        base = summaries.get((dataset, baseline))
-        if method == baseline or base is None or method not in features:
-            continue
-        for label, part, key in PAPER_CLAIMS[features[method]]:
-            if part not in s or part not in base:
-                continue
-            ours, theirs = s[part][key], base[part][key]
-            seeded = len(s.get("seeds", [])) > 1 and len(base.get("seeds", [])) > 1
-            spread = float(np.hypot(s["std"][part][key], base["std"][part][key])) if seeded else None
-            diff = ours - theirs
-            verdict = ("one seed: no spread to compare with" if spread is None else
-                       "lower (shows)" if diff < -spread else "higher (the opposite)" if diff > spread else "within the seed spread")
-            scale, digits = (100, 2) if key in ("mce", "err", "ece") else (1, 3)
-            cells = [f"{scale * v:.{digits}f}" for v in (ours, theirs, diff)] + [f"{scale * spread:.{digits}f}" if spread is not None else "-"]
-            lines.append(f"| {dataset} | {method} | lower {label} | " + " | ".join(cells) + f" | {verdict} |")
-    if len(lines) == 2:  # no row: a sentence, as the published-numbers section writes
-        return (f"No method beside {baseline} has a paper claim to test (a recipe with mollify, diffaug or smoothing, "
-                "listed in `methods` or `diffaug_methods`): there is no verdict to give.\n")
-    return "\n".join(lines) + "\n"
-
-
 def _mean_std(summary: dict[str, Any], part: str, key: str, scale: float = 1.0) -> str:
     """`mean +- std` of summary[part][key] over seeds (percent with scale 100), the mean alone for one seed."""
     digits = 2 if scale == 100 else 3

@@ -17,7 +17,7 @@ from mollify.augment import (Augmentation, BatchRecipe, Mollification, NoisyFeat
                              SoftAugmentation, compose, make_augmix_views)
 from mollify.config import MethodConfig, Params, TrainConfig
 from mollify.data import load_meta, load_split
-from mollify.device import Normalize, resolve_device
+from mollify.device import Normalize, machine_info, resolve_device
 from mollify.errors import MollifyError
 from mollify.io import code_fingerprint, fingerprint_parts, save_torch
 from mollify.models import create_model
@@ -64,7 +64,7 @@ def train_method(cfg: Params, dataset: str, method: str, seed: int = 0, show_pro
     if main:
         save_torch(paths.model_file(dataset, method, seed), {
             "model": model_name, "num_classes": batch_recipe.output_classes, "options": model_options,
-            "state_dict": model.state_dict(), "method": method, "seed": seed,
+            "state_dict": model.state_dict(), "method": method, "seed": seed, "machine": machine_info(device),
         })
     return history
 
