@@ -10,12 +10,11 @@ scikit-image and SciPy and fails on NumPy 2):
     apt-get install -y libmagickwand-dev                    # ImageMagick 6 (Q16) for Wand
     git clone https://github.com/hendrycks/robustness /tmp/robustness
 
-    # 1. the clean images (main environment): demo images at 32 px and resized to 64 px
-    uv run python benchmarks/reference_fidelity.py images /tmp/fidelity.npz
-    # 2. the reference's statistics and per-image timing (throwaway environment)
-    /tmp/refenv/bin/python benchmarks/reference_fidelity.py reference /tmp/robustness /tmp/fidelity.npz \\
-        tests/corruptions/reference_stats.json
-    # 3. the table, ours vs the reference (main environment)
+    # 1. the reference's statistics and per-image timing (throwaway environment) on the committed
+    #    clean images, tests/corruptions/reference_images.npz (200 images at 32 px, 100 at 64 px)
+    /tmp/refenv/bin/python benchmarks/reference_fidelity.py reference /tmp/robustness \\
+        tests/corruptions/reference_images.npz tests/corruptions/reference_stats.json
+    # 2. the table, ours vs the reference (main environment)
     uv run python benchmarks/reference_fidelity.py compare tests/corruptions/reference_stats.json
 
 Step 2 loads only the distortion functions of make_cifar_c.py (32 px) and make_tinyimagenet_c.py
@@ -37,7 +36,10 @@ from pathlib import Path
 import numpy as np
 
 # The images the statistics are computed on (tests/corruptions/test_fidelity.py regenerates them).
-IMAGES = {32: (200, 20_032), 64: (100, 20_064)}  # size: (count, seed of the demo generator)
+IMAGES = {32: (200, 20_032), 64: (100, 20_064)}  # size: (count, seed of the demo generator that drew them)
+# the clean images, drawn once by the demo generator of 2026-11 (its first design) and kept, so that
+# the reference's statistics stay comparable whatever the demo data becomes
+IMAGES_FILE = Path(__file__).resolve().parents[1] / "tests/corruptions/reference_images.npz"
 SCRIPTS = {32: "make_cifar_c.py", 64: "make_tinyimagenet_c.py"}
 NAMES = (  # ours and the reference's function names (mollify.corruptions.STANDARD + EXTRA)
     "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
@@ -59,12 +61,6 @@ def change_stats(clean: np.ndarray, corrupted: np.ndarray) -> dict:
         "psnr_std": float(psnr.std()),
         "sha256": hashlib.sha256(np.ascontiguousarray(corrupted, dtype=np.uint8).tobytes()).hexdigest(),
     }
-
-
-def make_images(out: Path) -> None:
-    from mollify.data.synthetic import generate_at
-
-    np.savez_compressed(out, **{f"size{s}": generate_at(n, seed, s) for s, (n, seed) in IMAGES.items()})
 
 
 def _load_reference(checkout: Path, size: int) -> dict:
@@ -141,12 +137,10 @@ def reference_seconds(checkout: Path, images: Path, out: Path, names: tuple[str,
 def our_stats(size: int) -> dict:
     """Ours on the same images, as the test computes them: {"name/size/severity": change_stats}."""
     from mollify.corruptions import corrupt
-    from mollify.data.synthetic import generate_at
 
     import torch
 
-    count, seed = IMAGES[size]
-    clean = torch.from_numpy(generate_at(count, seed, size))
+    clean = torch.from_numpy(np.load(IMAGES_FILE)[f"size{size}"])
     return {f"{name}/{size}/{s}": change_stats(clean.numpy(), corrupt(clean, name, s, seed=0).numpy())
             for name in NAMES for s in range(1, 6)}
 
@@ -169,8 +163,6 @@ def compare(path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("images", help="write the clean images (main environment)")
-    p.add_argument("out", type=Path)
     p = sub.add_parser("reference", help="run the reference generator (throwaway environment)")
     p.add_argument("checkout", type=Path)
     p.add_argument("images", type=Path)
@@ -184,9 +176,7 @@ def main() -> None:
     p = sub.add_parser("compare", help="print ours vs the reference (main environment)")
     p.add_argument("stats", type=Path)
     args = parser.parse_args()
-    if args.command == "images":
-        make_images(args.out)
-    elif args.command == "reference":
+    if args.command == "reference":
         reference_stats(args.checkout, args.images, args.out)
     elif args.command == "time":
         reference_seconds(args.checkout, args.images, args.out, tuple(args.names.split(",")), args.repeats)

@@ -253,7 +253,7 @@ def test_missing_profile_is_named_with_its_options(workspace):
     result = _dvc("exp", "run", "-S", "profile=nosuch", cwd=workspace)
     _git("checkout", "--", "params.yaml", cwd=workspace)
     _assert_refused(result, "params.yaml as composed by dvc exp run: conf/profile/ has no nosuch.yaml, so `-S profile=nosuch` "
-                            "names nothing. Options of profile: nfm, paper, smoothing, softaug (conf/profile/<option>.yaml); "
+                            "names nothing. Options of profile: nfm, paper, smoothing, softaug, study (conf/profile/<option>.yaml); "
                             "fix the spelling or add conf/profile/nosuch.yaml.", before, workspace)
 
 

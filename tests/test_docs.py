@@ -24,12 +24,12 @@ PATH = re.compile(r"`((?:src|stages|tests|benchmarks|conf|docs|hydra_plugins|plo
 # files that a command writes, named where the docs say so: what writes them
 WRITTEN = {"benchmarks/step_times.json": "stages/grid.py plan on a device", "plots/offline_page.html": "the plots_page stage"}
 # commands of the ```bash blocks that CI cannot run say why, in their comment
-NEEDS = re.compile(r"#.*\b(GPU|network|SLURM|hours)\b")
+NEEDS = re.compile(r"#.*\b(GPU|network|SLURM|hours|not in CI)\b")
 # every other command is run by a test: (pattern, the test that runs it)
 RUN_BY = [
     (r"uv run dvc repro", "tests/test_pipeline.py::test_dvc_repro_end_to_end"),
     (r"uv run pytest", ".ci/run"),
-    (r"uv run dvc exp run -S profile=\w+.*", "tests/test_profile_runs.py::test_profile_runs_end_to_end"),
+    (r"uv run dvc exp run -S profile=(paper|nfm|softaug|smoothing)\b.*", "tests/test_profile_runs.py::test_profile_runs_end_to_end"),
     (r"uv run dvc exp run( -S \S+)+", "tests/test_bad_inputs.py::test_bad_set_param_is_refused"),
     (r"uv run dvc (metrics show|metrics diff|plots diff)\b.*", "tests/test_docs.py::test_the_readme_comparison_commands_run"),
     (r"uv run python stages/grid.py plan .*", "tests/test_grid.py::test_plan_counts_done_runs_and_hours_of_the_rest"),

@@ -1,8 +1,8 @@
 """Our corruptions vs the reference generator (hendrycks/robustness), through committed statistics.
 
 reference_stats.json holds, for every corruption x size x severity, the reference's mean absolute
-change, per-image PSNR mean and spread and the sha256 of its uint8 output on the same demo images
-(regenerated here; benchmarks/reference_fidelity.py made the file in a throwaway environment). No
+change, per-image PSNR mean and spread and the sha256 of its uint8 output on the same clean images
+(reference_images.npz; benchmarks/reference_fidelity.py made the file in a throwaway environment). No
 reference code or output image is in this repository.
 """
 
