@@ -8,10 +8,9 @@ from mollify import paths
 from mollify.cli import PARAMS, run
 from mollify.config import MollifyConfig, Params, load_params
 from mollify.data import load_meta, load_split
-from mollify.device import machines_section
 from mollify.evaluation.summary import summary_keys
 from mollify.io import check_writable, load_csv, load_json, save_csv, save_text
-
+from mollify.report.machines import machines_section
 from mollify.report.plots import (ENSEMBLE, corruption_errors, curves, entropy_vs_t, error_vs_severity,
                                   mce_ratio, mce_ratio_bars, nonempty_bins, over_seeds, reliability_diagram,
                                   mollification_examples, results_table, training_curves)

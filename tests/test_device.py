@@ -53,9 +53,8 @@ def test_one_visible_gpu_needs_no_lease(tmp_path, leases):
 def test_machine_info_names_the_cpu_kernels_threads_and_torch(monkeypatch):
     import torch
 
-    from mollify.device import machine_info, machine_text, machines_section
-
-    from mollify.device import PINNING_ENV
+    from mollify.device import PINNING_ENV, machine_info
+    from mollify.report.machines import machine_text, machines_section
 
     for name in PINNING_ENV:  # the suite's workers may pin their threads
         monkeypatch.delenv(name, raising=False)
