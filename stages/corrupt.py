@@ -36,6 +36,7 @@ def main(
         record = prepare_official_corrupted(
             dataset, out, download_dir=Path(cfg.data.download_dir), corruptions=c.corruptions,
             severities=c.severities, max_images=c.max_images, mirror=cfg.data.mirror, tiny_c_order=c.tiny_c_order,
+            tiny_c_release=c.tiny_c_release,
         )
     else:
         device = resolve_device(cfg.device)

@@ -105,6 +105,8 @@ def test_misspelled_key_inside_a_recipe():
         ("evaluate.paper_ece", "ece_torchmetrics", "evaluate.paper_ece: Input should be 'ece', 'ece_batch_mean'"),
         ("evaluate.softmax", "fp16", "evaluate.softmax: Input should be 'fp64' or 'fp32'"),
         ("diffusion.warmup_steps", 300, "warmup_steps=300 is not below steps=300"),
+        ("corrupt.tiny_c_release", "original", "tiny_c_release=original needs corrupt.tiny_c_order=class"),
+        ("corrupt.tiny_c_release", "zenodo", "corrupt.tiny_c_release: Input should be 'fixed' or 'original'"),
         ("evaluate.occlusion", {"enabled": True, "levels": [0, 8], "fill": "grey"},
          "evaluate.occlusion.fill: Input should be 'mean' or 'black'"),
     ],

@@ -128,6 +128,8 @@ def test_the_paper_profiles_ddpm_trains_as_ho_et_al():
     assert (diffusion.unet, diffusion.lr, diffusion.grad_clip, diffusion.warmup_steps) == ("ddpm_cifar10", 2e-4, 1.0, 5000)
     assert parse_params(default_params("profile=paper")).corrupt.tiny_c_order == "class"  # process-datasets.py's order
     assert parse_params(default_params()).corrupt.tiny_c_order == "file"
+    assert parse_params(default_params("profile=paper")).corrupt.tiny_c_release == "original"  # download-datasets.sh:8
+    assert parse_params(default_params()).corrupt.tiny_c_release == "fixed"
     demo = parse_params(default_params()).diffusion
     assert (demo.grad_clip, demo.warmup_steps) == (None, 0)  # the demo's small UNet: its own
 

@@ -55,6 +55,9 @@ class CorruptConfig(Section):
     tiny_c_order: Literal["file", "class"] = Field(
         "file", description="order of the official Tiny-ImageNet-C images: file (by file name, ours: the first N mix the "
         "classes) or class (sorted wnids, 50 images each: the mollification reference's, on which its batch-mean ECE depends)")
+    tiny_c_release: Literal["fixed", "original"] = Field(
+        "fixed", description="which Tiny-ImageNet-C: fixed (the re-upload, zenodo 8206060) or original (zenodo 2536630, "
+        "the mollification reference's: its frost folder holds 1000 classes and other images, read class by class)")
 
     @field_validator("corruptions")
     @classmethod
@@ -65,6 +68,14 @@ class CorruptConfig(Section):
     @classmethod
     def _sorted_unique(cls, severities: list[int]) -> list[int]:
         return sorted(set(severities))
+
+    @model_validator(mode="after")
+    def _original_release_by_class(self) -> CorruptConfig:
+        if self.tiny_c_release == "original" and self.tiny_c_order != "class":
+            raise ValueError("corrupt.tiny_c_release=original needs corrupt.tiny_c_order=class: its frost folder holds other "
+                             "images than the other corruptions, so only the class-by-class order gives them the same "
+                             "labels; set tiny_c_order: class, or tiny_c_release: fixed")
+        return self
 
 
 class TrainConfig(Section):

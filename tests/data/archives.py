@@ -92,17 +92,21 @@ def cifar_c_archive(path: Path, corruptions: list[str], n: int = 4, seed: int = 
     return arrays
 
 
-def tiny_c_archive(path: Path, corruptions: list[str], files: int = 2) -> None:
+def tiny_c_archive(path: Path, corruptions: list[str], files: int = 2, original_frost: bool = False) -> None:
     """Tiny-ImageNet-C.tar in miniature: Tiny-ImageNet-C/<corruption>/<severity>/<wnid>/<file>.JPEG;
-    the red channel encodes the class (40 + 80 label), the green one the severity."""
+    the red channel encodes the class (40 + 80 label), the green one the severity. `original_frost`:
+    frost as in the original release, with other file names and a class folder beyond TinyImageNet's
+    (blue 200 there, so that reading it shows)."""
     with tarfile.open(path, "w") as tar:
         for name in corruptions:
+            original = original_frost and name == "frost"
             for severity in range(1, 6):
-                for wnid in TINY_WNIDS:
-                    label = sorted(TINY_WNIDS).index(wnid)
+                for wnid in TINY_WNIDS + ["n15075141"] * original:
+                    label = sorted(TINY_WNIDS).index(wnid) if wnid in TINY_WNIDS else 0
                     for k in range(files):
-                        data = _jpeg((40 + 80 * label, 40 * severity, 0))
-                        _add_bytes(tar, f"Tiny-ImageNet-C/{name}/{severity}/{wnid}/ILSVRC2012_val_{k}{label}.JPEG", data)
+                        data = _jpeg((40 + 80 * label, 40 * severity, 200 * (wnid not in TINY_WNIDS)))
+                        file = f"frost_{k}{label}" if original else f"ILSVRC2012_val_{k}{label}"
+                        _add_bytes(tar, f"Tiny-ImageNet-C/{name}/{severity}/{wnid}/{file}.JPEG", data)
 
 
 def svhn_mat(path: Path, n: int = 12, seed: int = 0) -> dict[str, np.ndarray]:

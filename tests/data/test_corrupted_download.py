@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mollify.config import parse_params
-from mollify.data import CORRUPTED, DATASETS, prepare_official_corrupted
+from mollify.data import CORRUPTED, DATASETS, TINY_C_RELEASES, prepare_official_corrupted
 from mollify.data.download import md5sum
 from mollify.errors import MollifyError
 from tests.data.archives import TINY_WNIDS, cifar_c_archive, tiny_c_archive, tinyimagenet_archive
@@ -45,7 +45,7 @@ def _tiny_c(server, tmp_path, monkeypatch, severities: list[int], **kwargs) -> P
     tinyimagenet_archive(served / "tiny-imagenet-200.zip")
     tiny_c_archive(served / "Tiny-ImageNet-C.tar", ["fog"])
     _serve(monkeypatch, DATASETS, "tinyimagenet", served / "tiny-imagenet-200.zip")
-    _serve(monkeypatch, CORRUPTED, "tinyimagenet", served / "Tiny-ImageNet-C.tar")
+    _serve(monkeypatch, TINY_C_RELEASES, "fixed", served / "Tiny-ImageNet-C.tar")
     out = tmp_path / "corrupted"
     prepare_official_corrupted("tinyimagenet", out, download_dir=tmp_path / "dl", corruptions=["fog"],
                                severities=severities, max_images=None, mirror=url, **kwargs)
@@ -85,3 +85,32 @@ def test_tiny_c_in_file_order_or_class_by_class_as_the_mollification_reference(s
     out = _tiny_c(server, tmp_path, monkeypatch, [2], tiny_c_order=order)
     assert np.load(out / "labels.npy").tolist() == labels
     np.testing.assert_allclose(np.load(out / "fog" / "s2.npy")[:, 0].mean(axis=(1, 2)), 40 + 80 * np.array(labels), atol=3)
+
+
+def test_tiny_c_original_release_reads_frost_as_the_mollification_reference(server, tmp_path, monkeypatch, caplog):
+    # the original release (zenodo 2536630): frost holds other files and classes beyond TinyImageNet's 200
+    # (hendrycks/robustness issue 60); process-datasets.py:230-231 visits only the 200 classes' folders
+    served, url = server
+    tinyimagenet_archive(served / "tiny-imagenet-200.zip")
+    _serve(monkeypatch, DATASETS, "tinyimagenet", served / "tiny-imagenet-200.zip")
+    tiny_c_archive(served / "Tiny-ImageNet-C-original.tar", ["fog", "frost"], original_frost=True)
+    tiny_c_archive(served / "Tiny-ImageNet-C.tar", ["fog", "frost"], original_frost=True)
+    _serve(monkeypatch, TINY_C_RELEASES, "fixed", served / "Tiny-ImageNet-C.tar")
+    assert TINY_C_RELEASES["original"].md5 is None  # none published: accepted unverified, its md5 recorded
+    read = dict(download_dir=tmp_path / "dl", corruptions=["fog", "frost"], severities=[1, 2], max_images=None, mirror=url,
+                tiny_c_order="class")
+    with pytest.raises(MollifyError, match=r"frost/1 has classes \['n15075141'\].*tiny_c_release: original"):
+        prepare_official_corrupted("tinyimagenet", tmp_path / "fixed", **read)
+    out = tmp_path / "original"
+    with caplog.at_level("WARNING"):
+        record = prepare_official_corrupted("tinyimagenet", out, tiny_c_release="original", **read)
+    archive = tmp_path / "dl" / "Tiny-ImageNet-C-original.tar"
+    assert record == {"source": "official", "url": f"{url}/Tiny-ImageNet-C-original.tar", "md5": md5sum(archive), "images": 6,
+                      "release": "original"}
+    assert f"has no published md5: accepted unverified, with md5 {md5sum(archive)}" in caplog.text
+    assert np.load(out / "labels.npy").tolist() == [0, 0, 1, 1, 2, 2]
+    frost = np.load(out / "frost" / "s2.npy")
+    np.testing.assert_allclose(frost[:, 0].mean(axis=(1, 2)), [40, 40, 120, 120, 200, 200], atol=3)
+    assert frost[:, 2].max() < 100  # the extra class's folder (blue 200) was not read
+    with pytest.raises(MollifyError, match="read class by class"):
+        prepare_official_corrupted("tinyimagenet", out, tiny_c_release="original", **{**read, "tiny_c_order": "file"})

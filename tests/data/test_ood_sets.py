@@ -15,7 +15,8 @@ from mollify.data import DATASETS, synthetic
 from mollify.data.archives import read_svhn
 from mollify.data.datasets import SVHN_TEST
 from mollify.data.download import md5sum
-from mollify.data.ood import load_ood, prepare_ood
+from mollify.data import load_ood
+from mollify.data.ood import prepare_ood
 from mollify.errors import MollifyError
 from tests.data.archives import cifar_archive, svhn_mat
 

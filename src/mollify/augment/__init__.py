@@ -9,8 +9,7 @@ module of this package (the diffusion stage's `augment.diffaug`) runs none of th
 stage depends on the augmentation code it runs (mollify.dag), not on all of it.
 """
 
-from importlib import import_module
-from typing import Any
+from mollify.lazy import names_from
 
 _MODULES = {
     "POLICIES": "base", "Augmentation": "base", "compose": "base", "make_policy": "base", "make_augmix_views": "base",
@@ -23,8 +22,4 @@ _MODULES = {
 }
 __all__ = list(_MODULES)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULES:
-        raise AttributeError(f"module 'mollify.augment' has no attribute {name!r}")
-    return getattr(import_module(f"mollify.augment.{_MODULES[name]}"), name)
+__getattr__ = names_from(__name__, _MODULES)

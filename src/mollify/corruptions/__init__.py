@@ -10,8 +10,7 @@ the evaluation) without the corruption code (`generate`, `ops`, `blur`, `weather
 corrupt stage runs (mollify.dag).
 """
 
-from importlib import import_module
-from typing import Any
+from mollify.lazy import names_from
 
 _MODULES = {
     "CORRUPTIONS": "generate", "corrupt": "generate", "SEVERITY_TABLES": "tables",
@@ -19,8 +18,4 @@ _MODULES = {
 }
 __all__ = list(_MODULES)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULES:
-        raise AttributeError(f"module 'mollify.corruptions' has no attribute {name!r}")
-    return getattr(import_module(f"mollify.corruptions.{_MODULES[name]}"), name)
+__getattr__ = names_from(__name__, _MODULES)

@@ -10,6 +10,10 @@ int64 labels, for the corruptions, severities and first `max_images` images aske
   wnids sorted, then by file name (`order="class"`, the mollification reference's order:
   data/process-datasets.py:229-242 walks the sorted wnids and each one's folder, 50 images a class,
   so that each test batch of 100 holds two classes, which its batch-mean ECE depends on).
+  Two releases (`release`): the fixed re-upload, whose every folder holds the same images, and the
+  original, whose frost folder holds 1000 ImageNet classes and other images (hendrycks/robustness
+  issue 60); from it the reference reads only the 200 TinyImageNet classes' folders
+  (process-datasets.py:230-231), which with `order="class"` gives frost the same labels.
 """
 
 from __future__ import annotations
@@ -71,8 +75,10 @@ def read_cifar_c(archive: Path, corruptions: list[str], severities: list[int], m
 
 def read_tiny_c(
     archive: Path, wnids: list[str], corruptions: list[str], severities: list[int], max_images: int | None,
-    order: str = "file",
+    order: str = "file", release: str = "fixed",
 ) -> tuple[Arrays, np.ndarray]:
+    if release == "original" and order != "class":
+        raise MollifyError("the original Tiny-ImageNet-C is read class by class (order='class'): its frost images differ.")
     index = {w: i for i, w in enumerate(sorted(wnids))}
     with _open(archive) as tar:
         folders: dict[tuple[str, int], dict[tuple[str, str], tarfile.TarInfo]] = {}
@@ -91,20 +97,26 @@ def read_tiny_c(
                 images = folders.get((name, s))
                 if not images:
                     raise MollifyError(f"{archive} has no {name}/{s} folder; the archive is not the official one.")
+                if release == "original":  # the reference's loop visits only the 200 classes' folders
+                    images = {k: m for k, m in images.items() if k[1] in index}
                 # keys are (file, wnid): by file name, or by class (the sorted wnids) then file name
                 keys = sorted(images, key=(lambda k: (k[1], k[0])) if order == "class" else None)[:max_images]
                 unknown = {w for _, w in keys} - set(index)
                 if unknown:
                     raise MollifyError(
                         f"{archive}: {name}/{s} has classes {sorted(unknown)[:3]} that are not TinyImageNet wnids; "
-                        "the training labels cannot be matched."
+                        "the training labels cannot be matched (the original release's frost folder has this "
+                        "problem: set corrupt.tiny_c_release: original to read it as the mollification reference did, "
+                        "or use the fixed re-upload)."
                     )
+                same = (lambda k: [w for _, w in k]) if release == "original" else (lambda k: k)
                 if expected is None:
                     expected = keys
-                elif keys != expected:
+                elif same(keys) != same(expected):
                     raise MollifyError(
-                        f"{archive}: {name}/{s} does not hold the same images as {corruptions[0]}/{severities[0]} "
-                        "(the original Tiny-ImageNet-C frost folder has this problem; use the fixed mirror)."
+                        f"{archive}: {name}/{s} does not hold the same "
+                        f"{'classes and counts' if release == 'original' else 'images'} as "
+                        f"{corruptions[0]}/{severities[0]}; the archive is damaged or not the {release} release."
                     )
                 out[name, s] = np.stack([decode_rgb(tar.extractfile(images[k]).read()) for k in keys])  # type: ignore[union-attr]
     assert expected is not None

@@ -2,7 +2,8 @@
 
 The bytes go to `<target>.partial` beside the target; an interrupted transfer leaves that file, and
 the next run asks the server for the rest (HTTP Range). The md5 is checked over the whole file at
-the end, and only a file that matches is renamed to the target.
+the end, and only a file that matches is renamed to the target. An archive without a published md5
+(md5 None) is accepted once complete, and the log gives the md5 it has.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def partial_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".partial")
 
 
-def download(url: str, dest: Path, md5: str, *, timeout: float = 60.0) -> Path:
-    """Fetch `url` to `dest` unless a file with the right md5 is already there.
+def download(url: str, dest: Path, md5: str | None, *, timeout: float = 60.0) -> Path:
+    """Fetch `url` to `dest` unless a file with the right md5 (any, for md5 None) is already there.
 
     The file appears under `dest` only once it is complete and its md5 matches. A transfer that
     breaks off keeps its bytes in `<dest>.partial` and the next call resumes there (a server that
@@ -48,7 +49,7 @@ def download(url: str, dest: Path, md5: str, *, timeout: float = 60.0) -> Path:
     """
     dest = Path(dest)
     if dest.is_file():
-        if md5sum(dest) == md5:
+        if md5 is None or md5sum(dest) == md5:
             return dest
         raise MollifyError(
             f"{dest} exists but its md5 is not {md5}: it is damaged or another file. Delete it and run again."
@@ -99,10 +100,12 @@ def download(url: str, dest: Path, md5: str, *, timeout: float = 60.0) -> Path:
     return _verified(partial, dest, url, md5)
 
 
-def _verified(partial: Path, dest: Path, url: str, md5: str) -> Path:
-    """Rename the finished `partial` to `dest` if its md5 (over the whole file) is `md5`."""
+def _verified(partial: Path, dest: Path, url: str, md5: str | None) -> Path:
+    """Rename the finished `partial` to `dest` if its md5 (over the whole file) is `md5` (any, for None)."""
     got = md5sum(partial)
-    if got != md5:
+    if md5 is None:
+        log.warning("%s has no published md5: accepted unverified, with md5 %s", url, got)
+    elif got != md5:
         partial.unlink()
         raise MollifyError(
             f"md5 mismatch for {url}: got {got}, expected {md5}. The download is corrupt or the server sent "
@@ -112,8 +115,8 @@ def _verified(partial: Path, dest: Path, url: str, md5: str) -> Path:
     return dest
 
 
-def _unreachable(url: str, dest: Path, md5: str, error: Exception) -> MollifyError:
+def _unreachable(url: str, dest: Path, md5: str | None, error: Exception) -> MollifyError:
     return MollifyError(
         f"cannot download {url} ({error}). Without network access, place the archive at {dest} by hand "
-        f"(md5 {md5}) or choose the `demo` dataset."
+        f"({f'md5 {md5}' if md5 else 'no md5 is published for it'}) or choose the `demo` dataset."
     )

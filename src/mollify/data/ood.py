@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mollify.data import _fetch, archives, synthetic
+from mollify.data import archives, synthetic
 from mollify.data.datasets import DATASETS, SVHN_TEST
-from mollify.errors import MollifyError
-from mollify.io import load_images, load_json, save_json, save_npy
+from mollify.data.prepare import fetch_archive
+from mollify.data.prepared import OOD_SETS_FILE
+from mollify.io import save_json, save_npy
 
 OOD_SETS: dict[str, dict[str, str]] = {
     "demo": {"novel_shapes": "near"},
@@ -28,17 +29,15 @@ OOD_SETS: dict[str, dict[str, str]] = {
     "tinyimagenet": {"svhn": "far"},
 }
 
-_SETS_FILE = "sets.json"
-
 
 def _ood_images(name: str, *, download_dir: Path, mirror: str | None, seed: int, demo_size: int) -> np.ndarray:
     if name == "novel_shapes":
         return synthetic.generate(demo_size, seed=seed + 2_000_003, novel=True)[0]  # a stream apart from train and test
     if name == "svhn":
-        return archives.read_svhn(_fetch(SVHN_TEST.url, SVHN_TEST.md5, download_dir, mirror)[1])[0]
+        return archives.read_svhn(fetch_archive(SVHN_TEST.url, SVHN_TEST.md5, download_dir, mirror)[1])[0]
     info = DATASETS[name]
     assert info.url is not None and info.md5 is not None
-    return archives.read_cifar(_fetch(info.url, info.md5, download_dir, mirror)[1], info.num_classes)[1][0]
+    return archives.read_cifar(fetch_archive(info.url, info.md5, download_dir, mirror)[1], info.num_classes)[1][0]
 
 
 def prepare_ood(dataset: str, out_dir: Path, *, enabled: bool, download_dir: Path, mirror: str | None = None,
@@ -50,13 +49,6 @@ def prepare_ood(dataset: str, out_dir: Path, *, enabled: bool, download_dir: Pat
     for name in sets:
         images = _ood_images(name, download_dir=download_dir, mirror=mirror, seed=seed, demo_size=demo_size)
         save_npy(Path(out_dir) / f"{name}.npy", synthetic.resize(images, size))
-    save_json(Path(out_dir) / _SETS_FILE, sets)
+    save_json(Path(out_dir) / OOD_SETS_FILE, sets)
     return sets
 
-
-def load_ood(out_dir: Path) -> dict[str, tuple[str, np.ndarray]]:
-    """{name: (near | far, images)} as written by prepare_ood."""
-    path = Path(out_dir) / _SETS_FILE
-    if not path.is_file():
-        raise MollifyError(f"missing file {path}: run the ood stage (`uv run dvc repro`).")
-    return {name: (kind, load_images(Path(out_dir) / f"{name}.npy")) for name, kind in load_json(path).items()}

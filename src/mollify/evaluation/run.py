@@ -14,8 +14,7 @@ from mollify import paths
 from mollify.artifacts import load_diffaug, load_model, training_machine
 from mollify.augment import DiffAug, ensemble_timesteps
 from mollify.config import Params
-from mollify.data import DatasetMeta, load_meta, load_split
-from mollify.data.ood import load_ood
+from mollify.data import DatasetMeta, load_meta, load_ood, load_split
 from mollify.device import Normalize, machine_info, resolve_device, seeded_generator, stream_seed
 from mollify.errors import MollifyError
 from mollify.evaluation.certify import certified_accuracy, certify, sigma_to_timestep
