@@ -21,7 +21,7 @@ import yaml
 
 from mollify import paths
 from mollify.corruptions import CORRUPTIONS, STANDARD
-from mollify.data import CORRUPTED, DATASETS, load_meta
+from mollify.data import CORRUPTED, DATASETS, TINY_C_RELEASES, load_meta
 from mollify.data.datasets import SVHN_TEST
 from mollify.data.download import md5sum
 from mollify.io import load_csv, load_json
@@ -111,6 +111,7 @@ def mirror(tmp_path_factory: pytest.TempPathFactory):
     cifar_c_archive(served / _archive_name(CORRUPTED["cifar10"].url), every, n=C_IMAGES)
     cifar_c_archive(served / _archive_name(CORRUPTED["cifar100"].url), every, n=C_IMAGES, num_classes=100)
     tiny_c_archive(served / _archive_name(CORRUPTED["tinyimagenet"].url), every, files=1)
+    tiny_c_archive(served / TINY_C_RELEASES["original"].filename, every, files=1, original_frost=True)  # no md5 to patch
     svhn_mat(served / _archive_name(SVHN_TEST.url))  # the far OOD set (profile=paper)
     md5s = {registry: {name: md5sum(served / _archive_name(info.url)) for name, info in table.items() if info.url}
             for registry, table in (("clean", DATASETS), ("official", CORRUPTED))}
@@ -142,7 +143,9 @@ def test_profile_runs_end_to_end(profile, mirror, workdir: Path):
     # the official -C release, only the 15 standard corruptions, every severity
     metrics = load_json(paths.summary_file(run.dataset, run.method))
     source = metrics["corrupted_source"]
-    assert (source["source"], source["url"]) == ("official", f"{url}/{_archive_name(CORRUPTED[run.dataset].url)}")
+    release = params["corrupt"]["tiny_c_release"] if run.dataset == "tinyimagenet" else None
+    official = TINY_C_RELEASES[release] if release else CORRUPTED[run.dataset]
+    assert (source["source"], source["url"]) == ("official", f"{url}/{official.filename or _archive_name(official.url)}")
     assert source["corruptions"] == list(STANDARD) and source["severities"] == list(run.severities)
     assert metrics["corrupted"]["n_corruptions"] == 15 and "corrupted_extra" not in metrics
     assert set(metrics["corrupted"]["by_severity"]) == {str(s) for s in run.severities}
