@@ -22,10 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # (pyproject's addopts) each starts on one of them and no worker is left alone with one at the end
 LONGEST_FIRST = ("test_pipeline.py", "test_bad_inputs.py", "test_profile_runs.py", "test_grid_runs.py")
 
-if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+if os.environ.get("PYTEST_XDIST_WORKER"):
     # each worker (and the stage processes it starts) gets its share of the cores as torch threads:
-    # with all of them each, the workers' threads would oversubscribe the cores
-    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    # with all of them each, the workers' spinning threads oversubscribe the cores (on 2 cores and 2
+    # workers, a test of a second alone takes 15). torch is imported already: set its pool too
+    os.environ.setdefault("OMP_NUM_THREADS",
+                          str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:

@@ -1,14 +1,18 @@
 """Bad params through DVC, and a diverging run: each gets its one message, a non-zero exit, and
 removes or rewrites none of the outputs an earlier `dvc repro` produced.
 
-One workspace (git + DVC, a one-method pipeline on a few images) is made and reproduced once;
-each case runs `dvc exp run -S ...` or `dvc repro` on an edited params.yaml in it, and the
-params file is restored from git afterwards.
+One workspace (git + DVC, a one-method pipeline on a few images) is made and reproduced once. Every
+bad `-S` override is composed as `dvc exp run` composes it (DVC's `compose_and_dump` with the
+workspace's Hydra plugin, all cases in one interpreter) and every bad params.yaml is loaded as the
+validate stage loads it; a few representatives of each go through the real `dvc exp run -S ...` or
+`dvc repro` in the workspace, whose outputs they must leave as they were (the params file is
+restored from git afterwards).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -20,6 +24,8 @@ import yaml
 from filelock import FileLock
 
 from mollify import grid
+from mollify.config import load_params
+from mollify.errors import MollifyError
 from tests.conftest import ROOT, tiny_params
 
 INVALID = "invalid parameters:\n  - "
@@ -185,6 +191,37 @@ EDIT_CASES = [
 ]
 
 
+# the cases that also run through DVC itself: an unknown key, a key dropped from dvc.yaml's foreach
+# (`datasets`: `dvc exp run` would remove data@demo's outputs before any stage runs), a value check
+SET_THROUGH_DVC = ["train.epoch=3", "datasets=[cifar11]", "train.lr=inf"]
+EDIT_THROUGH_DVC = ["unknown top-level key", "official corrupted set of the demo", "train.lr: .inf"]
+
+_COMPOSE = """
+import json, sys
+from dvc.exceptions import InvalidArgumentError
+from dvc.utils.hydra import compose_and_dump
+
+messages = {}
+for override in json.loads(sys.argv[1]):
+    try:
+        compose_and_dump("composed.yaml", sys.argv[2] + "/conf", None, "config", sys.argv[2], [override])
+        messages[override] = None
+    except InvalidArgumentError as e:
+        messages[override] = str(e)
+print(json.dumps(messages))
+"""
+
+
+@pytest.fixture(scope="module")
+def composed(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str | None]:
+    """Each SET case's override composed as `dvc exp run -S` composes it: DVC's error text, or None."""
+    overrides = [override for override, _ in SET_CASES]
+    result = _run(sys.executable, "-c", _COMPOSE, json.dumps(overrides), str(workspace),
+                  cwd=tmp_path_factory.mktemp("compose"))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 def _assert_refused(result: subprocess.CompletedProcess, message: str, before: dict, ws: Path) -> None:
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
@@ -194,6 +231,12 @@ def _assert_refused(result: subprocess.CompletedProcess, message: str, before: d
 
 
 @pytest.mark.parametrize(("override", "message"), SET_CASES, ids=[c[0] for c in SET_CASES])
+def test_bad_set_param_is_refused_as_composed(composed, override, message):
+    assert composed[override] is not None and SET + message in f"{composed[override]}\n", composed[override]
+
+
+@pytest.mark.parametrize(("override", "message"), [c for c in SET_CASES if c[0] in SET_THROUGH_DVC],
+                         ids=[c[0] for c in SET_CASES if c[0] in SET_THROUGH_DVC])
 def test_bad_set_param_is_refused(workspace, override, message):
     before = _outputs(workspace)
     result = _dvc("exp", "run", "-S", override, cwd=workspace)
@@ -210,6 +253,16 @@ def test_bad_set_param_is_refused_when_queued(workspace, override, message):
 
 
 @pytest.mark.parametrize(("edit", "message"), [c[1:] for c in EDIT_CASES], ids=[c[0] for c in EDIT_CASES])
+def test_bad_params_file_is_refused_as_validate_loads_it(tmp_path, monkeypatch, edit, message):
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(yaml.safe_dump(edit(_params())))
+    with pytest.raises(MollifyError) as refused:
+        load_params("params.yaml")
+    assert EDIT + message in f"{refused.value}\n", refused.value
+
+
+@pytest.mark.parametrize(("edit", "message"), [c[1:] for c in EDIT_CASES if c[0] in EDIT_THROUGH_DVC],
+                         ids=[c[0] for c in EDIT_CASES if c[0] in EDIT_THROUGH_DVC])
 def test_bad_params_file_is_refused(workspace, edit, message):
     before = _outputs(workspace)
     params_file = workspace / "params.yaml"
