@@ -1,6 +1,6 @@
 """README.md and docs/ say only what holds: every relative link and named file exists, every Python
 example runs, every shell command is run by a test (named here) or says what it needs that CI lacks,
-the README's results table is the committed report's, and its comparison commands work."""
+the README's results table is the committed study report's, and its comparison commands work."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from mollify import grid
-from mollify.report.readme import RESULTS_END, RESULTS_START, results_block
+from mollify.report.readme import RESULTS_END, RESULTS_START, STUDY_DIR, results_block
 from tests.conftest import ROOT
 from tests.test_bad_inputs import workspace  # noqa: F401 (the reproduced workspace fixture)
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 # a path of the repository named in backticks (placeholders such as <dataset>, {a,b} or * are not checked)
-PATH = re.compile(r"`((?:src|stages|tests|benchmarks|conf|docs|hydra_plugins|plots|metrics)/[\w./-]+|"
+PATH = re.compile(r"`((?:src|stages|tests|benchmarks|conf|docs|hydra_plugins|plots|metrics|results)/[\w./-]+|"
                   r"[\w-]+\.(?:yaml|toml|lock|md))`")
 # files that a command writes, named where the docs say so: what writes them
 WRITTEN = {"benchmarks/step_times.json": "stages/grid.py plan on a device", "plots/offline_page.html": "the plots_page stage"}
@@ -29,6 +29,8 @@ NEEDS = re.compile(r"#.*\b(GPU|network|SLURM|hours|not in CI)\b")
 RUN_BY = [
     (r"uv run dvc repro", "tests/test_pipeline.py::test_dvc_repro_end_to_end"),
     (r"uv run pytest", ".ci/run"),
+    (r"uv run python -m mollify\.report\.readme( --keep-study)?",
+     "tests/report/test_readme.py::test_a_study_run_is_kept_with_its_command_and_the_readme_shows_its_first_table"),
     (r"uv run dvc exp run -S profile=(paper|nfm|softaug|smoothing)\b.*", "tests/test_profile_runs.py::test_profile_runs_end_to_end"),
     (r"uv run dvc exp run( -S \S+)+", "tests/test_bad_inputs.py::test_bad_set_param_is_refused"),
     (r"uv run dvc (metrics show|metrics diff|plots diff)\b.*", "tests/test_docs.py::test_the_readme_comparison_commands_run"),
@@ -73,10 +75,10 @@ def test_every_python_example_runs(page, tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-def test_the_readme_results_table_is_the_committed_report():
+def test_the_readme_results_table_is_the_committed_study_report():
     readme = (ROOT / "README.md").read_text()
     start, end = readme.index(RESULTS_START) + len(RESULTS_START), readme.index(RESULTS_END)
-    assert readme[start:end].strip() == results_block((ROOT / "plots/results.md").read_text()).strip(), \
+    assert readme[start:end].strip() == results_block((ROOT / STUDY_DIR / "results.md").read_text()).strip(), \
         "refresh it with `uv run python -m mollify.report.readme`"
 
 
