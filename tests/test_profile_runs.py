@@ -22,7 +22,7 @@ import yaml
 from mollify import paths
 from mollify.corruptions import CORRUPTIONS, STANDARD
 from mollify.data import CORRUPTED, DATASETS, TINY_C_RELEASES, load_meta
-from mollify.data.datasets import SVHN_TEST
+from mollify.data.datasets import SVHN_TEST, archive_name, official_corrupted
 from mollify.data.download import md5sum
 from mollify.io import load_csv, load_json
 from tests.conftest import default_params, dvc, init_dvc
@@ -94,30 +94,26 @@ TINY = (
 )
 
 
-def _archive_name(url: str | None) -> str:
-    assert url is not None
-    return url.rsplit("/", 1)[1]
-
-
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory: pytest.TempPathFactory):
     """The loopback server with every archive, the folder of the md5-patching sitecustomize.py and
     a DVC cache directory shared by the runs."""
     served = tmp_path_factory.mktemp("served")
     every = list(CORRUPTIONS)  # the release holds all 19; the profiles take the 15 standard ones
-    cifar_archive(served / _archive_name(DATASETS["cifar10"].url), 10, per_batch=CIFAR_IMAGES)
-    cifar_archive(served / _archive_name(DATASETS["cifar100"].url), 100, per_batch=CIFAR_IMAGES)
-    tinyimagenet_archive(served / _archive_name(DATASETS["tinyimagenet"].url), per_class=12, val_per_class=2)
-    cifar_c_archive(served / _archive_name(CORRUPTED["cifar10"].url), every, n=C_IMAGES)
-    cifar_c_archive(served / _archive_name(CORRUPTED["cifar100"].url), every, n=C_IMAGES, num_classes=100)
-    tiny_c_archive(served / _archive_name(CORRUPTED["tinyimagenet"].url), every, files=1)
-    tiny_c_archive(served / TINY_C_RELEASES["original"].filename, every, files=1, original_frost=True)  # no md5 to patch
-    svhn_mat(served / _archive_name(SVHN_TEST.url))  # the far OOD set (profile=paper)
-    md5s = {registry: {name: md5sum(served / _archive_name(info.url)) for name, info in table.items() if info.url}
+    cifar_archive(served / archive_name(DATASETS["cifar10"].url), 10, per_batch=CIFAR_IMAGES)
+    cifar_archive(served / archive_name(DATASETS["cifar100"].url), 100, per_batch=CIFAR_IMAGES)
+    tinyimagenet_archive(served / archive_name(DATASETS["tinyimagenet"].url), per_class=12, val_per_class=2)
+    cifar_c_archive(served / archive_name(CORRUPTED["cifar10"].url), every, n=C_IMAGES)
+    cifar_c_archive(served / archive_name(CORRUPTED["cifar100"].url), every, n=C_IMAGES, num_classes=100)
+    tiny_c_archive(served / archive_name(CORRUPTED["tinyimagenet"].url), every, files=1)
+    original = TINY_C_RELEASES["original"]
+    tiny_c_archive(served / archive_name(original.url, original.filename), every, files=1, original_frost=True)  # no md5 to patch
+    svhn_mat(served / archive_name(SVHN_TEST.url))  # the far OOD set (profile=paper)
+    md5s = {registry: {name: md5sum(served / archive_name(info.url)) for name, info in table.items() if info.url}
             for registry, table in (("clean", DATASETS), ("official", CORRUPTED))}
     site = tmp_path_factory.mktemp("site")
     (site / "sitecustomize.py").write_text(_SITECUSTOMIZE.format(**md5s, c_images=C_IMAGES,
-                                                                 svhn=md5sum(served / _archive_name(SVHN_TEST.url))))
+                                                                 svhn=md5sum(served / archive_name(SVHN_TEST.url))))
     with serve(served) as url:
         yield url, site, tmp_path_factory.mktemp("dvc-cache")
 
@@ -137,15 +133,14 @@ def test_profile_runs_end_to_end(profile, mirror, workdir: Path):
     # the dataset, downloaded from the mirror and converted
     meta = load_meta(paths.clean_dir(run.dataset))
     assert meta.num_classes == DATASETS[run.dataset].num_classes
-    assert meta.source == f"{url}/{_archive_name(DATASETS[run.dataset].url)}"
+    assert meta.source == f"{url}/{archive_name(DATASETS[run.dataset].url)}"
     # the network the profile names
     assert torch.load(paths.model_file(run.dataset, run.method), weights_only=True)["model"] == run.model
     # the official -C release, only the 15 standard corruptions, every severity
     metrics = load_json(paths.summary_file(run.dataset, run.method))
     source = metrics["corrupted_source"]
-    release = params["corrupt"]["tiny_c_release"] if run.dataset == "tinyimagenet" else None
-    official = TINY_C_RELEASES[release] if release else CORRUPTED[run.dataset]
-    assert (source["source"], source["url"]) == ("official", f"{url}/{official.filename or _archive_name(official.url)}")
+    official = official_corrupted(run.dataset, params["corrupt"]["tiny_c_release"])
+    assert (source["source"], source["url"]) == ("official", f"{url}/{archive_name(official.url, official.filename)}")
     assert source["corruptions"] == list(STANDARD) and source["severities"] == list(run.severities)
     assert metrics["corrupted"]["n_corruptions"] == 15 and "corrupted_extra" not in metrics
     assert set(metrics["corrupted"]["by_severity"]) == {str(s) for s in run.severities}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mollify.errors import MollifyError
+
 
 @dataclass(frozen=True)
 class DatasetInfo:
@@ -63,6 +65,20 @@ TINY_C_RELEASES: dict[str, CorruptedInfo] = {
     "original": CorruptedInfo("https://zenodo.org/record/2536630/files/Tiny-ImageNet-C.tar", None,
                               filename="Tiny-ImageNet-C-original.tar"),
 }
+
+
+def archive_name(url: str, filename: str | None = None) -> str:
+    """The file name an archive is kept under in the download folder and fetched as from a mirror:
+    `filename`, or the last part of its URL."""
+    return filename or url.rsplit("/", 1)[1]
+
+
+def official_corrupted(name: str, tiny_c_release: str = "fixed") -> CorruptedInfo:
+    """The official corrupted test set that `corrupt.source: official` reads for dataset `name`
+    (Tiny-ImageNet-C: its `tiny_c_release`)."""
+    if name not in CORRUPTED:
+        raise MollifyError(f"dataset {name!r} has no official corrupted test set (have: {', '.join(CORRUPTED)}); use corrupt.source=generate.")
+    return TINY_C_RELEASES[tiny_c_release] if name == "tinyimagenet" else CORRUPTED[name]
 
 
 # SVHN's test split (Netzer et al. 2011), the far out-of-distribution set of CIFAR / TinyImageNet

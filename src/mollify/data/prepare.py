@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mollify.data import archives, corrupted, synthetic
-from mollify.data.datasets import CORRUPTED, DATASETS, TINY_C_RELEASES
+from mollify.data.datasets import DATASETS, archive_name, official_corrupted
 from mollify.data.download import download, md5sum
 from mollify.data.prepared import DatasetMeta
 from mollify.errors import MollifyError
@@ -62,7 +62,7 @@ def prepare_dataset(
 def fetch_archive(url: str, md5: str | None, download_dir: Path, mirror: str | None, filename: str | None = None) -> tuple[str, Path]:
     """Download (or reuse) the archive at `url`, or at <mirror>/<file name>, kept as <download_dir>/<file
     name> (default: the URL's): (the URL used, the path)."""
-    filename = filename or url.rsplit("/", 1)[1]
+    filename = archive_name(url, filename)
     url = f"{mirror.rstrip('/')}/{filename}" if mirror else url
     return url, download(url, Path(download_dir) / filename, md5)
 
@@ -82,9 +82,7 @@ def prepare_official_corrupted(
     """Write the official CIFAR-10-C / CIFAR-100-C / Tiny-ImageNet-C (its `tiny_c_release`) as
     `<out_dir>/<corruption>/s<severity>.npy` (uint8 (N, C, H, W)) and `labels.npy`; return the source
     record (url, md5: the archive's, also where no md5 is published)."""
-    if name not in CORRUPTED:
-        raise MollifyError(f"dataset {name!r} has no official corrupted test set (have: {', '.join(CORRUPTED)}); use corrupt.source=generate.")
-    info = TINY_C_RELEASES[tiny_c_release] if name == "tinyimagenet" else CORRUPTED[name]
+    info = official_corrupted(name, tiny_c_release)
     url, archive = fetch_archive(info.url, info.md5, download_dir, mirror, info.filename)
     if name == "tinyimagenet":
         clean = DATASETS[name]
