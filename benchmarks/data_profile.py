@@ -32,7 +32,7 @@ from mollify.training.losses import LOSSES
 
 
 def main(train_size: int = typer.Option(4000, "--train"), test_size: int = typer.Option(300, "--test"),
-         epochs: int = 6, seed: int = 0, threads: int = 2,
+         epochs: int = 6, seed: int = 0, threads: int = 2, batch_size: int = 128, lr: float = 0.1,
          change: list[str] = typer.Option([], "--set", help="a Design field, e.g. --set detail=0.1,0.2 --set leaves=24")) -> None:
     torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -51,7 +51,7 @@ def main(train_size: int = typer.Option(4000, "--train"), test_size: int = typer
     normalize = Normalize(mean, std, device, True)
     torch.manual_seed(seed)
     model = create_model("small_resnet", 10).to(memory_format=torch.channels_last)
-    settings = TrainSettings(epochs=epochs, batch_size=128, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
+    settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4,
                              warmup_epochs=1, seed=seed)
     history = train(model, torch.from_numpy(x), torch.from_numpy(y), compose(["flip", "crop"], 4, 15), normalize,
                     BatchRecipe(10, None), LOSSES["ce"], settings, show_progress=False)
@@ -65,7 +65,7 @@ def main(train_size: int = typer.Option(4000, "--train"), test_size: int = typer
     errors = {c: float(np.mean([error(corrupt(images, c, s, seed)) for s in range(1, 6)])) for c in STANDARD}
     reference = load_reference_profile()
     result = compare_profile(errors, clean, reference)
-    typer.echo(f"design: {design}; train {train_size} x {epochs} epochs, test {test_size}")
+    typer.echo(f"design: {design}; train {train_size} x {epochs} epochs (batch {batch_size}, lr {lr}), test {test_size}")
     typer.echo(f"train acc (last epoch) {history[-1]['train_acc']:.3f}; clean err {100 * clean:.2f} %")
     typer.echo(result.table())
     typer.echo(result.summary())
