@@ -1,5 +1,5 @@
 """The README's copy of the results table: the first table of the committed study report
-(`results/study/results.md`, what `uv run dvc exp run -S profile=study` made: the converged
+(`results/study/results.md`, what `uv run dvc exp run -S profile=study` made: the 30-epoch
 comparison of docs/demo.md), between two markers. After a study run,
 `uv run python -m mollify.report.readme --keep-study` copies its report and figures from plots/ to
 results/study/ and refreshes the README; without the flag it only refreshes the README.
