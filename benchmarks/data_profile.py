@@ -22,7 +22,7 @@ import typer
 from mollify.augment import BatchRecipe, compose
 from mollify.corruptions.generate import corrupt
 from mollify.corruptions.names import STANDARD
-from mollify.data.synthetic import DEFAULT_DESIGN, Design, generate
+from mollify.data.synthetic import DESIGNS, Design, generate
 from mollify.device import Normalize
 from mollify.evaluation.predict import predict_probs
 from mollify.models import create_model
@@ -32,7 +32,7 @@ from mollify.training.losses import LOSSES
 
 
 def main(train_size: int = typer.Option(4000, "--train"), test_size: int = typer.Option(300, "--test"),
-         epochs: int = 6, seed: int = 0, threads: int = 2, batch_size: int = 128, lr: float = 0.1,
+         epochs: int = 6, seed: int = 0, base: str = typer.Option("cifar_like", "--design", help=f"one of {', '.join(DESIGNS)}"), threads: int = 2, batch_size: int = 128, lr: float = 0.1,
          change: list[str] = typer.Option([], "--set", help="a Design field, e.g. --set detail=0.1,0.2 --set leaves=24")) -> None:
     torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -42,7 +42,7 @@ def main(train_size: int = typer.Option(4000, "--train"), test_size: int = typer
         key, _, value = item.partition("=")
         numbers = tuple(float(v) for v in value.split(","))
         changes[key] = numbers if len(numbers) > 1 else (int(numbers[0]) if fields[key] == "int" else numbers[0])
-    design = dataclasses.replace(DEFAULT_DESIGN, **changes)
+    design = dataclasses.replace(DESIGNS[base], **changes)
     x, y = generate(train_size, seed, design=design)
     xt, yt = generate(test_size, seed + 1, design=design)
     mean = tuple(float(m) for m in x.mean(axis=(0, 2, 3)) / 255)

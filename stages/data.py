@@ -23,7 +23,8 @@ def main(
     check_writable(folders=[paths.clean_dir(dataset)])
     meta = prepare_dataset(
         dataset, paths.clean_dir(dataset), download_dir=Path(cfg.data.download_dir), seed=cfg.seed,
-        demo_train_size=cfg.data.demo.train_size, demo_test_size=cfg.data.demo.test_size, mirror=cfg.data.mirror,
+        demo_train_size=cfg.data.demo.train_size, demo_test_size=cfg.data.demo.test_size,
+        demo_design=cfg.data.demo.design, mirror=cfg.data.mirror,
     )
     typer.echo(f"{dataset}: {meta.num_classes} classes, {meta.image_size}px, from {meta.source} -> {paths.clean_dir(dataset)}")
 

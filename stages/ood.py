@@ -23,7 +23,8 @@ def main(
     cfg = load_params(params, dataset=dataset)
     check_writable(folders=[paths.ood_dir(dataset)])
     sets = prepare_ood(dataset, paths.ood_dir(dataset), enabled=cfg.evaluate.ood.enabled, download_dir=Path(cfg.data.download_dir),
-                       mirror=cfg.data.mirror, seed=cfg.seed, demo_size=cfg.data.demo.test_size)
+                       mirror=cfg.data.mirror, seed=cfg.seed, demo_size=cfg.data.demo.test_size,
+                       demo_design=cfg.data.demo.design)
     typer.echo(f"{dataset}: OOD sets {sets or 'none (evaluate.ood.enabled is false)'} -> {paths.ood_dir(dataset)}")
 
 

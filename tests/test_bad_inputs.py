@@ -158,6 +158,7 @@ SET_CASES = [
                              "preact_resnet18_nfm, preact_resnet50, preact_wide_resnet18_nfm, resnet18, small_resnet, "
                              "wrn28_10 (got 'resnet19')\n"),
     ("datasets=[cifar11]", DATASET),
+    ("data.demo.design=cifar", "data.demo.design: Input should be 'cifar_like' or 'quick' (got 'cifar')\n"),
     ("corrupt.severities=[0]", "corrupt.severities.0: Input should be greater than or equal to 1 (got 0)\n"),
     ("diffaug_methods=[baseline]", "method 'baseline' in `diffaug_methods` does not use DiffAug: move it to `methods`\n"),
     ("recipes.baseline.augment=[mixup,cutmix]", "recipes.baseline.augment: mixup and cutmix exclude each other "

@@ -36,6 +36,9 @@ class Section(BaseModel):
 class DemoDataConfig(Section):
     train_size: PositiveInt = Field(10_000, description="images in the synthetic train split")
     test_size: PositiveInt = Field(2_000, description="images in the synthetic test split")
+    design: Literal["cifar_like", "quick"] = Field(
+        "cifar_like", description="the rendering (mollify.data.synthetic.DESIGNS): cifar_like (meets the data criterion at "
+        "the study's scale) or quick (learned within the quick demo's training images; noise barely hurts it)")
 
 
 class DataConfig(Section):

@@ -37,6 +37,21 @@ def test_prepare_demo_writes_arrays_and_stats(tmp_path):
     assert not np.array_equal(x[:20], load_split(tmp_path, "test")[0])
 
 
+def test_the_named_designs_are_the_params_choices_and_render_the_same_labels_apart(tmp_path):
+    from typing import get_args
+
+    from mollify.config import DemoDataConfig
+    from mollify.data.synthetic import DESIGNS
+
+    assert get_args(DemoDataConfig.model_fields["design"].annotation) == tuple(DESIGNS)
+    prepare_dataset("demo", tmp_path, download_dir=tmp_path / "unused", seed=1, demo_train_size=50, demo_test_size=20,
+                    demo_design="quick")
+    x, y = load_split(tmp_path, "train")
+    np.testing.assert_array_equal(x, generate(50, seed=1, design=DESIGNS["quick"])[0])
+    np.testing.assert_array_equal(y, generate(50, seed=1)[1])  # the same labels from the seed, another rendering
+    assert not np.array_equal(x, generate(50, seed=1)[0])
+
+
 def test_leaf_radii_have_density_r_to_the_minus_3():
     import torch
 

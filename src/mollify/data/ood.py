@@ -30,9 +30,9 @@ OOD_SETS: dict[str, dict[str, str]] = {
 }
 
 
-def _ood_images(name: str, *, download_dir: Path, mirror: str | None, seed: int, demo_size: int) -> np.ndarray:
-    if name == "novel_shapes":
-        return synthetic.generate(demo_size, seed=seed + 2_000_003, novel=True)[0]  # a stream apart from train and test
+def _ood_images(name: str, *, download_dir: Path, mirror: str | None, seed: int, demo_size: int, demo_design: str) -> np.ndarray:
+    if name == "novel_shapes":  # a stream apart from train and test
+        return synthetic.generate(demo_size, seed=seed + 2_000_003, novel=True, design=synthetic.DESIGNS[demo_design])[0]
     if name == "svhn":
         return archives.read_svhn(fetch_archive(SVHN_TEST.url, SVHN_TEST.md5, download_dir, mirror)[1])[0]
     info = DATASETS[name]
@@ -41,13 +41,14 @@ def _ood_images(name: str, *, download_dir: Path, mirror: str | None, seed: int,
 
 
 def prepare_ood(dataset: str, out_dir: Path, *, enabled: bool, download_dir: Path, mirror: str | None = None,
-                seed: int = 0, demo_size: int = 1000) -> dict[str, str]:
+                seed: int = 0, demo_size: int = 1000, demo_design: str = "cifar_like") -> dict[str, str]:
     """Write `<out_dir>/<name>.npy` (uint8 (N, C, H, W) at the dataset's image size) for each OOD set
     of `dataset`, and `sets.json` ({name: "near" | "far"}; empty, and nothing downloaded, when not `enabled`)."""
     sets = OOD_SETS[dataset] if enabled else {}
     size = DATASETS[dataset].image_size
     for name in sets:
-        images = _ood_images(name, download_dir=download_dir, mirror=mirror, seed=seed, demo_size=demo_size)
+        images = _ood_images(name, download_dir=download_dir, mirror=mirror, seed=seed, demo_size=demo_size,
+                             demo_design=demo_design)
         save_npy(Path(out_dir) / f"{name}.npy", synthetic.resize(images, size))
     save_json(Path(out_dir) / OOD_SETS_FILE, sets)
     return sets

@@ -30,6 +30,7 @@ def prepare_dataset(
     seed: int = 0,
     demo_train_size: int = 10_000,
     demo_test_size: int = 2_000,
+    demo_design: str = "cifar_like",
     mirror: str | None = None,
 ) -> DatasetMeta:
     """Make the arrays of dataset `name` under `out_dir` (downloading its archive when needed)."""
@@ -37,9 +38,10 @@ def prepare_dataset(
         raise MollifyError(f"unknown dataset {name!r}; choices: {', '.join(DATASETS)}")
     info = DATASETS[name]
     if name == "demo":
-        train = synthetic.generate(demo_train_size, seed=seed)
-        test = synthetic.generate(demo_test_size, seed=seed + 1_000_003)  # disjoint stream from train
-        source = f"synthetic (seed {seed})"
+        design = synthetic.DESIGNS[demo_design]
+        train = synthetic.generate(demo_train_size, seed=seed, design=design)
+        test = synthetic.generate(demo_test_size, seed=seed + 1_000_003, design=design)  # disjoint stream from train
+        source = f"synthetic (design {demo_design}, seed {seed})"
     else:
         assert info.url is not None and info.md5 is not None
         url, archive = fetch_archive(info.url, info.md5, download_dir, mirror)
