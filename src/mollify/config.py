@@ -38,7 +38,7 @@ class DemoDataConfig(Section):
     test_size: PositiveInt = Field(2_000, description="images in the synthetic test split")
     design: Literal["cifar_like", "quick"] = Field(
         "cifar_like", description="the rendering (mollify.data.synthetic.DESIGNS): cifar_like (meets the data criterion at "
-        "the study's scale) or quick (learned within the quick demo's training images; noise barely hurts it)")
+        "the study's scale) or quick (learned in the quick demo's schedule; its profile misses the criterion)")
 
 
 class DataConfig(Section):

@@ -59,8 +59,8 @@ DEFAULT_DESIGN = Design()
 DESIGNS = {
     # meets the data criterion at the study's scale (docs/demo.md, "The data and its criterion")
     "cifar_like": DEFAULT_DESIGN,
-    # coarser, stronger texture, no shading: learned within the quick demo's 32,000 training images,
-    # where `cifar_like` is not; its corruption profile misses the criterion (noise barely hurts)
+    # coarser, stronger texture, no shading: learned in the quick demo's schedule (3,600 images x 8
+    # epochs), where `cifar_like` is not; its corruption profile misses the criterion
     "quick": Design(period=(2.5, 3.5), detail=(0.3, 0.45), global_contrast=(0.6, 1.0), shading=0.0),
 }
 
