@@ -32,7 +32,8 @@ from mollify.training.losses import LOSSES
 
 
 def main(train_size: int = typer.Option(4000, "--train"), test_size: int = typer.Option(300, "--test"),
-         epochs: int = 6, seed: int = 0, base: str = typer.Option("cifar_like", "--design", help=f"one of {', '.join(DESIGNS)}"), threads: int = 2, batch_size: int = 128, lr: float = 0.1,
+         epochs: int = 6, seed: int = 0, threads: int = 2, batch_size: int = 128, lr: float = 0.1,
+         base: str = typer.Option("cifar_like", "--design", help=f"the design to start from: {', '.join(DESIGNS)}"),
          change: list[str] = typer.Option([], "--set", help="a Design field, e.g. --set detail=0.1,0.2 --set leaves=24")) -> None:
     torch.set_num_threads(threads)
     start = time.perf_counter()

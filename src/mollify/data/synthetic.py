@@ -2,10 +2,10 @@
 
 The default design (`cifar_like`) is built so that a standard-trained network, trained at the
 study's scale, keeps a clean error of several percent and its errors over the 15 CIFAR-10-C
-corruptions rank as a standard CIFAR-10 model's do on CIFAR-10-C (the data criterion of mollify.report.profile): the class lives partly in the coarse
-shape and partly in fine, faint detail near the pixel scale, the high frequencies that standard
-CIFAR models rely on, so that noise, glass blur and impulse noise hurt most and brightness, fog and
-contrast least.
+corruptions rank as a standard CIFAR-10 model's do on CIFAR-10-C (the data criterion of
+mollify.report.profile): the class lives partly in the coarse shape and partly in fine, faint
+detail near the pixel scale, the high frequencies that standard CIFAR models rely on, so that noise,
+glass blur and impulse noise hurt most and brightness, fog and contrast least.
 
 A class is one of five shapes (disk, square, triangle, cross, ring) carrying one of two fine
 surface textures (stripes or a checker of period `Design.period` px): a network must resolve the
